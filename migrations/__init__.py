@@ -1,0 +1,1 @@
+"""Alembic migrations (async template), one revision per schema change."""

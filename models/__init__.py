@@ -1,0 +1,36 @@
+"""SQLAlchemy models, one module per domain. No GraphQL here."""
+
+from models.account import Account
+from models.base import Base
+from models.budget import Budget
+from models.campaign import Campaign
+from models.contact import Contact
+from models.currency import Currency
+from models.lead import Lead
+from models.opportunity import Opportunity, OpportunityContact, StageChange
+from models.picklist import PicklistValue, SalesStage
+from models.product import Product
+from models.quote import Quote, QuoteLine
+from models.sequence import NumberSequence
+from models.user import ApiToken, User
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "Base",
+    "Budget",
+    "Campaign",
+    "Contact",
+    "Currency",
+    "Lead",
+    "NumberSequence",
+    "Opportunity",
+    "OpportunityContact",
+    "PicklistValue",
+    "Product",
+    "Quote",
+    "QuoteLine",
+    "SalesStage",
+    "StageChange",
+    "User",
+]

@@ -1,0 +1,99 @@
+"""Opportunities (Potentials): the deal, its contacts and its stage history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Money, Percent, UTCDateTime, utcnow
+from models.mixins import Record
+
+AMOUNT_SOURCES = ("MANUAL", "QUOTE")
+
+
+class Opportunity(Record, Base):
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_non_negative"),
+        CheckConstraint("probability >= 0 AND probability <= 100", name="probability_range"),
+        CheckConstraint("amount_source IN ('MANUAL', 'QUOTE')", name="amount_source_known"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_opportunities_close_date_id", "expected_close_date", "id"),
+        Index("ix_opportunities_owner_close_date", "assigned_to_id", "expected_close_date"),
+    )
+
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"), index=True)
+    currency: Mapped[str] = mapped_column(ForeignKey("currencies.code"), default="EUR")
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    expected_close_date: Mapped[dt.date]
+    actual_close_date: Mapped[dt.date | None]
+    type: Mapped[str | None] = mapped_column(String(64))
+    next_step: Mapped[str | None] = mapped_column(String(255))
+    lead_source: Mapped[str | None] = mapped_column(String(64))
+    sales_stage: Mapped[str] = mapped_column(ForeignKey("sales_stages.key"), index=True)
+    probability: Mapped[Decimal] = mapped_column(Percent())
+    probability_is_manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+    amount_source: Mapped[str] = mapped_column(String(8), default="MANUAL")
+    stage_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
+
+
+class OpportunityContact(Base):
+    """A contact's role in a deal; at most one primary contact per deal."""
+
+    __tablename__ = "opportunity_contacts"
+    __table_args__ = (
+        Index(
+            "uq_opportunity_contacts_primary",
+            "opportunity_id",
+            unique=True,
+            sqlite_where=text("is_primary"),
+            postgresql_where=text("is_primary"),
+        ),
+    )
+
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id"), primary_key=True, index=True
+    )
+    role: Mapped[str | None] = mapped_column(String(64))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StageChange(Base):
+    """One move of a deal between sales stages (creation records the first)."""
+
+    __tablename__ = "stage_changes"
+    __table_args__ = (Index("ix_stage_changes_opportunity", "opportunity_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id"))
+    from_stage: Mapped[str | None] = mapped_column(ForeignKey("sales_stages.key"))
+    to_stage: Mapped[str] = mapped_column(ForeignKey("sales_stages.key"))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    probability: Mapped[Decimal] = mapped_column(Percent())
+    expected_close_date: Mapped[dt.date]
+    changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,121 @@
+"""Per-request DataLoaders: every relation of a page is loaded with one query per relation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from models import Contact, OpportunityContact, Quote, QuoteLine, SalesStage, StageChange
+from resolvers import campaign
+from resolvers.pagination import Page, PageArgs, paginate_many
+from resolvers.permissions import Viewer
+from resolvers.records import KINDS, sort_keys
+
+
+class Loaders:
+    def __init__(
+        self, session: AsyncSession, viewer: Viewer, default_size: int, max_size: int
+    ) -> None:
+        self.session = session
+        self.viewer = viewer
+        self.default_size = default_size
+        self.max_size = max_size
+        self.by_id: dict[str, DataLoader[int, Any]] = {
+            name: DataLoader(self._visible_loader(name)) for name in KINDS
+        }
+        self.stage: DataLoader[str, SalesStage | None] = DataLoader(self._stages)
+        self.quotes: DataLoader[int, list[Quote]] = DataLoader(self._quotes)
+        self.lines: DataLoader[int, list[QuoteLine]] = DataLoader(self._lines)
+        self.deal_contacts: DataLoader[int, list[OpportunityContact]] = DataLoader(
+            self._deal_contacts
+        )
+        self.stage_history: DataLoader[int, list[StageChange]] = DataLoader(self._history)
+        self.campaign_stats: DataLoader[int, campaign.CampaignStats] = DataLoader(
+            self._campaign_stats
+        )
+        self._relations: dict[Hashable, DataLoader[int, Page[Any]]] = {}
+
+    def _visible_loader(self, type_name: str) -> Callable[[list[int]], Any]:
+        kind = KINDS[type_name]
+
+        async def load(ids: list[int]) -> list[Any]:
+            stmt = select(kind.model).where(kind.model.id.in_(ids), *kind.visible(self.viewer))
+            found = {r.id: r for r in (await self.session.scalars(stmt)).all()}
+            return [found.get(i) for i in ids]
+
+        return load
+
+    async def _stages(self, keys: list[str]) -> list[SalesStage | None]:
+        stages = {s.key: s for s in (await self.session.scalars(select(SalesStage))).all()}
+        return [stages.get(k) for k in keys]
+
+    async def _children(
+        self, model: Any, parent: Any, ids: list[int], *where: Any, order: Sequence[Any] = ()
+    ) -> list[list[Any]]:
+        stmt = select(model).where(parent.in_(ids), *where).order_by(*order)
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for row in (await self.session.scalars(stmt)).all():
+            grouped[getattr(row, parent.key)].append(row)
+        return [grouped[i] for i in ids]
+
+    async def _quotes(self, ids: list[int]) -> list[list[Quote]]:
+        return await self._children(
+            Quote, Quote.opportunity_id, ids, Quote.deleted_at.is_(None), order=[Quote.id]
+        )
+
+    async def _lines(self, ids: list[int]) -> list[list[QuoteLine]]:
+        return await self._children(
+            QuoteLine, QuoteLine.quote_id, ids, order=[QuoteLine.position, QuoteLine.id]
+        )
+
+    async def _deal_contacts(self, ids: list[int]) -> list[list[OpportunityContact]]:
+        visible_contacts = select(Contact.id).where(*KINDS["Contact"].visible(self.viewer))
+        return await self._children(
+            OpportunityContact, OpportunityContact.opportunity_id, ids,
+            OpportunityContact.contact_id.in_(visible_contacts),
+            order=[OpportunityContact.is_primary.desc(), OpportunityContact.created_at],
+        )
+
+    async def _history(self, ids: list[int]) -> list[list[StageChange]]:
+        return await self._children(
+            StageChange, StageChange.opportunity_id, ids,
+            order=[StageChange.changed_at.desc(), StageChange.id.desc()],
+        )
+
+    async def _campaign_stats(self, ids: list[int]) -> list[campaign.CampaignStats]:
+        stats = await campaign.campaign_stats(self.session, self.viewer, ids)
+        return [stats.get(i, campaign.CampaignStats()) for i in ids]
+
+    async def relation_page(
+        self,
+        type_name: str,
+        parent_column: Any,
+        parent_id: int,
+        conditions: list[ColumnElement[bool]],
+        order: tuple[tuple[str, bool], ...] | None,
+        args: PageArgs,
+        spec: Hashable,
+    ) -> Page[Any]:
+        """A connection below each parent of a page, batched: one query per distinct `spec`
+        (the relation and its arguments), whatever the number of parents."""
+        key = (type_name, parent_column.key, order, args, spec)
+        loader = self._relations.get(key)
+        if loader is None:
+            kind = KINDS[type_name]
+            where = [*kind.visible(self.viewer), *conditions]
+            sort, signature = sort_keys(type_name, order)
+
+            async def load(parent_ids: list[int]) -> list[Page[Any]]:
+                pages = await paginate_many(
+                    self.session, kind.model, parent_column, parent_ids, where, sort,
+                    signature, args, self.default_size, self.max_size,
+                )
+                return [pages[p] for p in parent_ids]
+
+            loader = self._relations[key] = DataLoader(load)
+        return await loader.load(parent_id)

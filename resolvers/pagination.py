@@ -1,0 +1,216 @@
+"""Relay connections with keyset cursors: stable under inserts, one query per page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from resolvers.errors import RequestError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expr: Any
+    descending: bool = False
+
+
+@dataclass
+class Page(Generic[T]):
+    nodes: list[T]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+    count: Callable[[], Awaitable[int]]
+
+
+def page_size(args: PageArgs, default: int, maximum: int) -> tuple[int, bool]:
+    """(size, backwards) after checking the arguments against the limits."""
+    if args.first is not None and args.last is not None:
+        raise RequestError("Pass either `first` or `last`, not both.")
+    for name in ("first", "last"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= maximum:
+            raise RequestError(f"`{name}` must be between 0 and {maximum}; got {value}.")
+    if args.last is not None:
+        return args.last, True
+    return (args.first if args.first is not None else default), False
+
+
+def _encode_value(value: Any) -> list[Any]:
+    if isinstance(value, bool) or value is None:
+        return ["b", value]
+    if isinstance(value, Decimal):
+        return ["n", str(value)]
+    if isinstance(value, float):
+        return ["f", repr(value)]
+    if isinstance(value, int):
+        return ["i", value]
+    if isinstance(value, dt.datetime):
+        return ["t", value.isoformat()]
+    if isinstance(value, dt.date):
+        return ["d", value.isoformat()]
+    return ["s", str(value)]
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "b": lambda v: v,
+    "n": Decimal,
+    "f": float,
+    "i": int,
+    "t": dt.datetime.fromisoformat,
+    "d": dt.date.fromisoformat,
+    "s": str,
+}
+
+
+def encode_cursor(signature: str, values: Sequence[Any]) -> str:
+    raw = json.dumps([signature, [_encode_value(v) for v in values]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, signature: str, size: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
+        sig, values = json.loads(raw)
+        decoded = [_DECODERS[tag](v) for tag, v in values]
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError) as exc:
+        raise RequestError(f"Invalid cursor: {cursor!r}.") from exc
+    if sig != signature or len(decoded) != size:
+        raise RequestError("This cursor belongs to a different ordering; fetch the list again.")
+    return decoded
+
+
+def _keyset(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> ColumnElement[bool]:
+    """Rows strictly after (forward) or before the given key values in the sort order."""
+    clauses = []
+    for i, key in enumerate(keys):
+        later = key.descending != forward  # "later" means greater unless exactly one flips
+        step = key.expr > values[i] if later else key.expr < values[i]
+        equal = [keys[j].expr == values[j] for j in range(i)]
+        clauses.append(and_(*equal, step))
+    return or_(*clauses)
+
+
+async def paginate(
+    session: AsyncSession,
+    entity: Any,
+    where: Sequence[ColumnElement[bool]],
+    sort: Sequence[SortKey],
+    signature: str,
+    args: PageArgs,
+    default_size: int,
+    max_size: int,
+) -> Page[Any]:
+    """One page of `entity` rows matching `where`, ordered by `sort` then by primary key."""
+    size, backwards = page_size(args, default_size, max_size)
+    keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
+    stmt = select(entity, *[k.expr for k in keys]).where(*where)
+    if args.after:
+        stmt = stmt.where(_keyset(keys, decode_cursor(args.after, signature, len(keys)), True))
+    if args.before:
+        stmt = stmt.where(_keyset(keys, decode_cursor(args.before, signature, len(keys)), False))
+    order = [
+        (k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys
+    ]
+    rows = (await session.execute(stmt.order_by(*order).limit(size + 1))).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+
+    async def count() -> int:
+        total = await session.scalar(select(func.count()).select_from(entity).where(*where))
+        return int(total or 0)
+
+    return Page(
+        nodes=[row[0] for row in rows],
+        cursors=[encode_cursor(signature, row[1:]) for row in rows],
+        has_next_page=more if not backwards else bool(args.before),
+        has_previous_page=more if backwards else bool(args.after),
+        count=count,
+    )
+
+
+async def paginate_many(
+    session: AsyncSession,
+    entity: Any,
+    parent_column: Any,
+    parent_ids: Sequence[int],
+    where: Sequence[ColumnElement[bool]],
+    sort: Sequence[SortKey],
+    signature: str,
+    args: PageArgs,
+    default_size: int,
+    max_size: int,
+) -> dict[int, Page[Any]]:
+    """The same page of a relation for many parents at once (one windowed query)."""
+    size, backwards = page_size(args, default_size, max_size)
+    keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
+    conditions = [parent_column.in_(sorted(set(parent_ids))), *where]
+    if args.after:
+        conditions.append(_keyset(keys, decode_cursor(args.after, signature, len(keys)), True))
+    if args.before:
+        conditions.append(_keyset(keys, decode_cursor(args.before, signature, len(keys)), False))
+    order = [(k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys]
+    rank = func.row_number().over(partition_by=parent_column, order_by=order).label("rank")
+    inner = (
+        select(entity.id.label("pk"), *[k.expr.label(f"k{i}") for i, k in enumerate(keys)], rank)
+        .where(*conditions)
+        .subquery()
+    )
+    stmt = (
+        select(entity, *[inner.c[f"k{i}"] for i in range(len(keys))])
+        .join(inner, entity.id == inner.c.pk)
+        .where(inner.c.rank <= size + 1)
+        .order_by(parent_column, inner.c.rank)
+    )
+    grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
+    for row in (await session.execute(stmt)).all():
+        grouped[getattr(row[0], parent_column.key)].append(row)
+
+    counts: dict[int, int] | None = None
+
+    async def count_for(parent_id: int) -> int:
+        nonlocal counts
+        if counts is None:  # one grouped COUNT for every parent, on first demand
+            result = await session.execute(
+                select(parent_column, func.count())
+                .where(parent_column.in_(sorted(set(parent_ids))), *where)
+                .group_by(parent_column)
+            )
+            counts = {pid: int(n) for pid, n in result.tuples()}
+        return counts.get(parent_id, 0)
+
+    pages: dict[int, Page[Any]] = {}
+    for pid, rows in grouped.items():
+        more = len(rows) > size
+        rows = rows[:size]
+        if backwards:
+            rows.reverse()
+        pages[pid] = Page(
+            nodes=[row[0] for row in rows],
+            cursors=[encode_cursor(signature, row[1:]) for row in rows],
+            has_next_page=more if not backwards else bool(args.before),
+            has_previous_page=more if backwards else bool(args.after),
+            count=lambda pid=pid: count_for(pid),  # type: ignore[misc]
+        )
+    return pages

@@ -1,0 +1,157 @@
+"""Visibility, lookup by id and the paged lists of every entity type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import (
+    Account,
+    Budget,
+    Campaign,
+    Contact,
+    Lead,
+    Opportunity,
+    Product,
+    Quote,
+    User,
+)
+from resolvers import opportunity
+from resolvers.ids import from_global_id, pk_of
+from resolvers.pagination import Page, PageArgs, SortKey, paginate
+from resolvers.permissions import Viewer, readable
+from resolvers.text import contains
+
+
+def _owned(model: Any) -> Callable[[Viewer], list[ColumnElement[bool]]]:
+    return lambda viewer: [model.deleted_at.is_(None), readable(model.assigned_to_id, viewer)]
+
+
+def _quotes(viewer: Viewer) -> list[ColumnElement[bool]]:
+    visible_deals = select(Opportunity.id).where(*opportunity.visible_conditions(viewer))
+    return [Quote.deleted_at.is_(None), Quote.opportunity_id.in_(visible_deals)]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one entity type is found, shown and listed."""
+
+    model: Any
+    visible: Callable[[Viewer], list[ColumnElement[bool]]]
+    search: tuple[Any, ...]
+    order: dict[str, Any] = field(default_factory=dict)
+    owner: Any = None
+
+
+KINDS: dict[str, Kind] = {
+    "Opportunity": Kind(
+        Opportunity, opportunity.visible_conditions, (Opportunity.name, Opportunity.number),
+        opportunity.ORDER_FIELDS, Opportunity.assigned_to_id,
+    ),
+    "Account": Kind(
+        Account, _owned(Account), (Account.name, Account.number, Account.city),
+        {"NAME": Account.name}, Account.assigned_to_id,
+    ),
+    "Contact": Kind(
+        Contact, _owned(Contact),
+        (Contact.first_name, Contact.last_name, Contact.email, Contact.number),
+        {"NAME": Contact.last_name}, Contact.assigned_to_id,
+    ),
+    "Lead": Kind(
+        Lead, _owned(Lead),
+        (Lead.first_name, Lead.last_name, Lead.company, Lead.email, Lead.number),
+        {"NAME": Lead.last_name}, Lead.assigned_to_id,
+    ),
+    "Campaign": Kind(
+        Campaign, lambda viewer: [Campaign.deleted_at.is_(None)],
+        (Campaign.name, Campaign.number), {"NAME": Campaign.name}, Campaign.assigned_to_id,
+    ),
+    "Product": Kind(
+        Product, lambda viewer: [Product.deleted_at.is_(None)],
+        (Product.name, Product.code, Product.number), {"NAME": Product.name},
+    ),
+    "Quote": Kind(Quote, _quotes, (Quote.subject, Quote.number), {"NAME": Quote.subject}),
+    "Budget": Kind(
+        Budget, lambda viewer: [true() if viewer.team_ids is None
+                                else Budget.user_id.in_(sorted(viewer.team_ids))], (),
+    ),
+    "User": Kind(
+        User, lambda viewer: [true()], (User.username, User.full_name, User.email),
+        {"NAME": User.username},
+    ),
+}
+for _kind in KINDS.values():
+    _kind.order.setdefault("CREATED_AT", _kind.model.created_at)
+    _kind.order.setdefault("UPDATED_AT", getattr(_kind.model, "updated_at", _kind.model.created_at))
+
+
+async def get_visible(
+    session: AsyncSession, viewer: Viewer, global_ids: Sequence[str]
+) -> list[Any]:
+    """Records for global ids, in order; None for anything the viewer may not see."""
+    wanted: dict[str, list[int]] = {}
+    for gid in global_ids:
+        decoded = from_global_id(gid)
+        if decoded and decoded[0] in KINDS:
+            wanted.setdefault(decoded[0], []).append(decoded[1])
+    found: dict[tuple[str, int], Any] = {}
+    for type_name, pks in wanted.items():
+        kind = KINDS[type_name]
+        stmt = select(kind.model).where(kind.model.id.in_(pks), *kind.visible(viewer))
+        for record in (await session.scalars(stmt)).all():
+            found[(type_name, record.id)] = record
+    return [found.get(d) if (d := from_global_id(g)) else None for g in global_ids]
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """The filters every other list shares: free-text search and owner, plus exact matches."""
+
+    search: str | None = None
+    assigned_to: tuple[str, ...] | None = None
+    equals: tuple[tuple[str, Any], ...] = ()
+
+
+def list_conditions(kind: Kind, f: ListFilter | None) -> list[ColumnElement[bool]]:
+    if f is None:
+        return []
+    c: list[ColumnElement[bool]] = []
+    if f.search:
+        c.append(contains(f.search, *kind.search))
+    if f.assigned_to is not None and kind.owner is not None:
+        c.append(kind.owner.in_([pk for g in f.assigned_to if (pk := pk_of(g, "User"))]))
+    for attr, value in f.equals:
+        if value is not None:
+            c.append(getattr(kind.model, attr) == value)
+    return c
+
+
+def sort_keys(
+    type_name: str, order: tuple[tuple[str, bool], ...] | None
+) -> tuple[list[SortKey], str]:
+    """Sort keys for (field, descending) pairs, and the cursor signature they imply."""
+    order = order or (("CREATED_AT", False),)
+    fields = KINDS[type_name].order
+    keys = [SortKey(fields[name], desc) for name, desc in order]
+    return keys, type_name + ":" + ",".join(f"{n}{'-' if d else '+'}" for n, d in order)
+
+
+async def list_records(
+    session: AsyncSession,
+    viewer: Viewer,
+    type_name: str,
+    args: PageArgs,
+    conditions: list[ColumnElement[bool]],
+    order: tuple[tuple[str, bool], ...] | None,
+    default_size: int,
+    max_size: int,
+) -> Page[Any]:
+    """A page of visible records of one type matching `conditions`, in `order` then id."""
+    kind = KINDS[type_name]
+    keys, signature = sort_keys(type_name, order)
+    where = [*kind.visible(viewer), *conditions]
+    return await paginate(session, kind.model, where, keys, signature, args, default_size, max_size)

@@ -1,0 +1,56 @@
+"""Sales targets per user and period."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+
+import models
+from resolvers import budget as rules
+from resolvers.ids import pk_of
+from schema.common import related
+from schema.context import Info
+from schema.relay import Node, node_id, rows_of
+from schema.user import User
+
+
+@strawberry.enum
+class PeriodUnit(Enum):
+    MONTH = "MONTH"
+    QUARTER = "QUARTER"
+    YEAR = "YEAR"
+
+
+@strawberry.type(description="A target: `number` is the month (1–12), quarter (1–4) or 1.")
+class Budget(Node):
+    is_type_of = rows_of(models.Budget)
+    id: strawberry.ID = node_id("Budget")
+    year: int
+    number: int
+    amount: Decimal
+    updated_at: dt.datetime
+
+    @strawberry.field
+    @staticmethod
+    def period(root: strawberry.Parent[models.Budget]) -> PeriodUnit:
+        return PeriodUnit(root.period)
+
+    @strawberry.field
+    @staticmethod
+    async def user(root: strawberry.Parent[models.Budget], info: Info) -> User:
+        return await related(info, "User", root.user_id)  # type: ignore[no-any-return]
+
+
+@strawberry.type
+class BudgetQuery:
+    @strawberry.field(description="Targets of the viewer and their team.")
+    async def budgets(
+        self, info: Info, year: int | None = None, user_id: strawberry.ID | None = None
+    ) -> list[Budget]:
+        user = None if user_id is None else (pk_of(user_id, "User") or -1)
+        return await rules.list_budgets(  # type: ignore[return-value]
+            info.context.session, info.context.viewer, year, user
+        )

@@ -1,0 +1,78 @@
+"""Sales stages, picklists and currencies: reference data visible to everyone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+
+import models
+from resolvers import picklist as rules
+from schema.context import Info
+from schema.relay import rows_of
+
+
+@strawberry.enum
+class ForecastCategory(Enum):
+    PIPELINE = "PIPELINE"
+    BEST_CASE = "BEST_CASE"
+    COMMIT = "COMMIT"
+    CLOSED = "CLOSED"
+    OMITTED = "OMITTED"
+
+
+@strawberry.type(description="A step of the sales process, with its default probability.")
+class SalesStage:
+    is_type_of = rows_of(models.SalesStage)
+    key: str
+    name: str
+    position: int
+    probability: Decimal
+    is_closed: bool
+    is_won: bool
+    is_active: bool
+
+    @strawberry.field
+    @staticmethod
+    def forecast_category(root: strawberry.Parent[models.SalesStage]) -> ForecastCategory:
+        return ForecastCategory(root.forecast_category)
+
+
+@strawberry.type(description="One value of an admin-editable list; clients send the key.")
+class PicklistValue:
+    key: str
+    position: int
+    is_active: bool
+
+    @strawberry.field
+    @staticmethod
+    def label(root: strawberry.Parent[models.PicklistValue | models.SalesStage]) -> str:
+        return root.name if isinstance(root, models.SalesStage) else root.label
+
+
+@strawberry.type(description="A currency and its rate: units of it that one base unit buys.")
+class Currency:
+    code: str
+    rate: Decimal
+    is_base: bool
+
+
+@strawberry.type
+class PicklistQuery:
+    @strawberry.field(description="Sales stages in order.")
+    async def sales_stages(self, info: Info, include_inactive: bool = False) -> list[SalesStage]:
+        return await rules.sales_stages(info.context.session, include_inactive)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="Values of a picklist (salesStage, opportunityType, leadSource, "
+        "contactRole, quoteStage, leadStatus, industry, campaignType, campaignStatus)."
+    )
+    async def picklist(
+        self, info: Info, name: str, include_inactive: bool = False
+    ) -> list[PicklistValue]:
+        return await rules.picklist(info.context.session, name, include_inactive)  # type: ignore[return-value]
+
+    @strawberry.field
+    async def currencies(self, info: Info) -> list[Currency]:
+        return await rules.currencies(info.context.session)  # type: ignore[return-value]

@@ -1,0 +1,54 @@
+"""The product catalogue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+
+import models
+from schema.common import RecordOrder, list_filter, root_list
+from schema.context import Info
+from schema.relay import Connection, Node, node_id, page_args, rows_of
+
+
+@strawberry.type
+class Product(Node):
+    is_type_of = rows_of(models.Product)
+    id: strawberry.ID = node_id("Product")
+    number: str
+    name: str
+    code: str | None
+    unit_price: Decimal
+    tax_percent: Decimal
+    is_active: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@strawberry.input
+class ProductFilter:
+    search: str | None = strawberry.field(default=None, description="Name, code or number.")
+    is_active: bool | None = None
+
+
+@strawberry.type
+class ProductQuery:
+    @strawberry.field
+    async def products(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: ProductFilter | None = None,
+        order_by: list[RecordOrder] | None = None,
+    ) -> Connection[Product]:
+        conditions = list_filter(
+            "Product", filter, ("is_active", filter.is_active if filter else None)
+        )
+        return await root_list(
+            info, "Product", page_args(first, after, last, before), conditions, order_by
+        )

@@ -1,0 +1,1 @@
+"""The ASGI app factory, settings, request context, authentication and CLI."""

@@ -1,0 +1,58 @@
+"""The ASGI app factory: /graphql (GraphiQL in a browser), /healthz and /readyz."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from server.auth import AuthMiddleware
+from server.db import create_engine, create_sessionmaker
+from server.graphql import GraphQLApp, create_schema
+from server.migrate import is_at_head
+from server.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    graphql = AuthMiddleware(GraphQLApp(create_schema(settings), settings), sessions, settings)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the database answers and its schema is at the latest migration."""
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+                at_head = await connection.run_sync(is_at_head, settings.database_url)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
+        if not at_head:
+            return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    return app

@@ -131,7 +131,7 @@ async def paginate(
     order = [
         (k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys
     ]
-    rows = (await session.execute(stmt.order_by(*order).limit(size + 1))).all()
+    rows = list((await session.execute(stmt.order_by(*order).limit(size + 1))).all())
     more = len(rows) > size
     rows = rows[:size]
     if backwards:

@@ -59,7 +59,9 @@ class Campaign(Node):
     async def won_amount(root: Parent, info: Info) -> Decimal:
         return (await _stats(root, info)).won_amount
 
-    @strawberry.field(description="(won amount − actual cost) / actual cost × 100; null without cost.")
+    @strawberry.field(
+        description="(won amount − actual cost) / actual cost × 100; null without a cost."
+    )
     @staticmethod
     async def roi(root: Parent, info: Info) -> Decimal | None:
         return rules.roi(root, await _stats(root, info))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from collections.abc import Hashable
+from enum import Enum
 from typing import Any
 
 import strawberry
 
-from schema.context import Info
 from resolvers import records
 from resolvers.pagination import PageArgs
+from schema.context import Info
 from schema.relay import Connection, OrderDirection, order_pairs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -224,7 +224,7 @@ class OpportunityFilter:
     )
 
     def to_rules(self) -> rules.OpportunityFilter:
-        def tup(values: list[str] | None) -> tuple[str, ...] | None:
+        def tup(values: list[Any] | None) -> tuple[str, ...] | None:
             return None if values is None else tuple(values)
 
         return rules.OpportunityFilter(
@@ -239,7 +239,8 @@ class OpportunityFilter:
             type=self.type,
             lead_source=self.lead_source,
             forecast_category=tup(
-                None if self.forecast_category is None else [c.value for c in self.forecast_category]
+                None if self.forecast_category is None
+                else [c.value for c in self.forecast_category]
             ),
             is_closed=self.is_closed,
             is_won=self.is_won,

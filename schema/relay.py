@@ -6,7 +6,6 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from strawberry.types.field import StrawberryField
 
 from resolvers.ids import to_global_id
 from resolvers.pagination import Page, PageArgs
@@ -19,7 +18,7 @@ class Node:
     id: strawberry.ID
 
 
-def node_id(type_name: str) -> StrawberryField:
+def node_id(type_name: str) -> Any:
     """The `id` field of a type whose root objects are ORM rows."""
 
     def resolve(root: strawberry.Parent[Any]) -> strawberry.ID:
@@ -59,7 +58,8 @@ class Connection(Generic[NodeT]):
 
     @strawberry.field
     def edges(self) -> list[Edge[NodeT]]:
-        return [Edge(cursor=c, node=n) for c, n in zip(self.page.cursors, self.page.nodes)]
+        page = self.page
+        return [Edge(cursor=c, node=n) for c, n in zip(page.cursors, page.nodes, strict=True)]
 
     @strawberry.field
     def nodes(self) -> list[NodeT]:

@@ -135,7 +135,7 @@ def load_demo(settings: Settings, opportunities: int, seed: int) -> str:
                 result = await generate(
                     engine, opportunities, seed, lambda n: progress.update(task, completed=n)
                 )
-            return result.admin_username
+            return str(result.admin_username)
         finally:
             await engine.dispose()
 

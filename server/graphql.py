@@ -85,8 +85,9 @@ class ErrorShaping(SchemaExtension):
         if isinstance(context, Context):
             context.log["operation"] = ctx.operation_name
         result = ctx.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [shape_error(e, request_id) for e in result.errors]
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [shape_error(e, request_id) for e in errors]
             if isinstance(context, Context):
                 context.log["errors"] = len(result.errors)
 

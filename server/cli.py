@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from resolvers.auth import create_token
 from resolvers.errors import ValidationFailed
 from server import migrate as migrations
 from server.db import create_engine, create_sessionmaker
+from server.logs import logging_config
 from server.settings import Settings
 
 app = typer.Typer(help="dealgraph: a GraphQL API for CRM opportunities.", no_args_is_help=True)
@@ -173,7 +173,6 @@ def serve(
     import uvicorn
 
     settings = settings_for(database_url)
-    logging.basicConfig(level=settings.log_level, format="%(message)s", stream=sys.stderr)
     migrations.upgrade(settings.database_url)
     if demo:
         if database_is_empty(settings):
@@ -189,7 +188,7 @@ def serve(
         )
     uvicorn.run(
         "server.app:create_app", factory=True, host=host, port=port, workers=workers,
-        access_log=False, log_level=settings.log_level.lower(),
+        access_log=False, log_config=logging_config(settings.log_level),
     )
 
 

@@ -44,7 +44,7 @@ async def campaign_stats(
     )
     return {
         cid: CampaignStats(int(n), cents(pipeline or 0), cents(won or 0))
-        for cid, n, pipeline, won in (await session.execute(stmt)).tuples()
+        for cid, n, pipeline, won in await session.execute(stmt)
     }
 
 

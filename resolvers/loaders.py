@@ -119,3 +119,7 @@ class Loaders:
 
             loader = self._relations[key] = DataLoader(load)
         return await loader.load(parent_id)
+
+    def fresh(self) -> Loaders:
+        """New, empty caches (after a write, so the payload shows what was written)."""
+        return Loaders(self.session, self.viewer, self.default_size, self.max_size)

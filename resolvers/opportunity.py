@@ -8,12 +8,18 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Opportunity, SalesStage
+from models import Opportunity, OpportunityContact, SalesStage, StageChange, User
+from models.base import utcnow
+from models.seed import BASE_CURRENCY
 from resolvers.dates import local_date, today
+from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
+from resolvers.numbering import next_number
 from resolvers.permissions import Viewer, readable
 from resolvers.text import contains
+from resolvers.validation import Checker
 
 ORDER_FIELDS: dict[str, Any] = {
     "NAME": Opportunity.name,
@@ -113,3 +119,388 @@ def age_days(opp: Opportunity) -> int:
 
 def days_in_stage(opp: Opportunity) -> int:
     return (today() - local_date(opp.stage_changed_at)).days
+
+
+# Writing ------------------------------------------------------------------------------
+
+TEXT_LIMITS = {"name": 255, "nextStep": 255, "description": 10_000, "lostReason": 2_000}
+
+
+async def load_for_edit(
+    session: AsyncSession,
+    viewer: Viewer,
+    global_id: str,
+    expected_version: int | None = None,
+    field: str = "id",
+    deleted: bool = False,
+) -> Opportunity:
+    """The deal to change, locked; NOT_FOUND when the viewer may not see it,
+    PERMISSION_DENIED when they may see but not edit it, VERSION_CONFLICT when stale."""
+    checker = Checker(session, viewer)
+    pk = pk_of(global_id, "Opportunity")
+    opp = None
+    if pk is not None:
+        in_bin = Opportunity.deleted_at.is_not(None)
+        bin_state = in_bin if deleted else Opportunity.deleted_at.is_(None)
+        stmt = (
+            select(Opportunity)
+            .where(Opportunity.id == pk, bin_state, readable(Opportunity.assigned_to_id, viewer))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        opp = (await session.scalars(stmt)).first()
+    if opp is None:
+        where = " in the recycle bin" if deleted else ""
+        checker.fail(field, f"No opportunity{where} with id {global_id!r}.", ErrorCode.NOT_FOUND)
+    elif not viewer.can_edit_owner(opp.assigned_to_id):
+        checker.fail(field, "You may read this opportunity but not change it.",
+                     ErrorCode.PERMISSION_DENIED)
+    elif expected_version is not None and expected_version != opp.version:
+        checker.fail(
+            "expectedVersion",
+            f"The opportunity has changed since you read it (it is at version {opp.version}, "
+            f"you sent {expected_version}); reload it and try again.",
+            ErrorCode.VERSION_CONFLICT,
+        )
+    checker.done()
+    assert opp is not None
+    return opp
+
+
+def apply_stage(
+    session: AsyncSession,
+    opp: Opportunity,
+    stage: SalesStage,
+    actor: User,
+    *,
+    probability: Decimal | None = None,
+    note: str | None = None,
+    lost_reason: str | None = None,
+    initial: bool = False,
+) -> bool:
+    """The one stage rule, for every path that sets a stage (create, update, stage change,
+    import). Returns whether the stage changed (and a StageChange was recorded)."""
+    changed = initial or opp.sales_stage != stage.key
+    if probability is not None:
+        opp.probability = probability
+        opp.probability_is_manual = True
+    elif changed and not opp.probability_is_manual:
+        opp.probability = stage.probability
+    if stage.is_won:
+        opp.probability = Decimal("100.00")
+    elif stage.is_closed:
+        opp.probability = Decimal("0.00")
+    if lost_reason is not None:
+        opp.lost_reason = lost_reason
+    if not changed:
+        return False
+    now = utcnow()
+    from_stage = None if initial else opp.sales_stage
+    opp.actual_close_date = today() if stage.is_closed else None
+    if not stage.is_closed:
+        opp.lost_reason = None
+    opp.sales_stage = stage.key
+    opp.stage_changed_at = now
+    session.add(
+        StageChange(
+            opportunity_id=opp.id, from_stage=from_stage, to_stage=stage.key, amount=opp.amount,
+            probability=opp.probability, expected_close_date=opp.expected_close_date,
+            changed_by_id=actor.id, changed_at=now, note=note,
+        )
+    )
+    return True
+
+
+def touch(session: AsyncSession, opp: Opportunity, related_changed: bool = False) -> None:
+    """Count a change: version + 1 and a new updatedAt, if anything really changed."""
+    if related_changed or session.is_modified(opp):
+        opp.version += 1
+        opp.updated_at = utcnow()
+
+
+def require_lost_reason(
+    checker: Checker, stage: SalesStage | None, opp: Opportunity | None, lost_reason: str | None
+) -> None:
+    entering_lost = (
+        stage is not None and stage.is_closed and not stage.is_won
+        and (opp is None or opp.sales_stage != stage.key)
+    )
+    if entering_lost and not lost_reason:
+        checker.fail(
+            "lostReason", "Say why the deal was lost (lostReason) to close it as lost.",
+            ErrorCode.REQUIRED,
+        )
+
+
+async def set_primary_contact(
+    session: AsyncSession, opp: Opportunity, contact_id: int | None, role: str | None = None,
+    keep_role: bool = True,
+) -> bool:
+    """Make `contact_id` the primary contact (None: no primary); returns whether it changed."""
+    links = (
+        await session.scalars(
+            select(OpportunityContact).where(OpportunityContact.opportunity_id == opp.id)
+        )
+    ).all()
+    changed = False
+    for link in links:
+        if link.is_primary and link.contact_id != contact_id:
+            link.is_primary = False
+            changed = True
+    await session.flush()  # the partial unique index allows one primary at a time
+    if contact_id is None:
+        return changed
+    existing = next((ln for ln in links if ln.contact_id == contact_id), None)
+    if existing is None:
+        session.add(
+            OpportunityContact(
+                opportunity_id=opp.id, contact_id=contact_id, role=role, is_primary=True
+            )
+        )
+        return True
+    if not keep_role and existing.role != role:
+        existing.role = role
+        changed = True
+    if not existing.is_primary:
+        existing.is_primary = True
+        changed = True
+    return changed
+
+
+async def create_opportunity(
+    session: AsyncSession, viewer: Viewer, data: dict[str, Any], root: tuple[str, ...] = ("input",)
+) -> Opportunity:
+    """Validate everything, then create the deal with its first StageChange."""
+    c = Checker(session, viewer, root)
+    name = c.text("name", data.get("name"), required=True, max_length=TEXT_LIMITS["name"])
+    close = c.required("expectedCloseDate", data.get("expected_close_date"))
+    stage = await c.stage("salesStage", data.get("sales_stage"))
+    amount = c.number("amount", data.get("amount"))
+    currency = await c.currency("currency", data.get("currency"))
+    account = await c.reference("accountId", "Account", data.get("account_id"))
+    contact = await c.reference("contactId", "Contact", data.get("contact_id"))
+    campaign = await c.reference("campaignId", "Campaign", data.get("campaign_id"))
+    assignee = (
+        await c.assignee("assignedToId", data["assigned_to_id"])
+        if data.get("assigned_to_id") is not None else viewer.user
+    )
+    kind = await c.picklist("type", "opportunityType", data.get("type"))
+    source = await c.picklist("leadSource", "leadSource", data.get("lead_source"))
+    next_step = c.text("nextStep", data.get("next_step"), max_length=TEXT_LIMITS["nextStep"])
+    description = c.text(
+        "description", data.get("description"), max_length=TEXT_LIMITS["description"]
+    )
+    probability = c.percent("probability", data.get("probability"))
+    lost_reason = c.text(
+        "lostReason", data.get("lost_reason"), max_length=TEXT_LIMITS["lostReason"]
+    )
+    require_lost_reason(c, stage, None, lost_reason)
+    c.done()
+    assert name and close and stage and assignee
+    opp = Opportunity(
+        number=await next_number(session, "Opportunity"),
+        name=name, amount=amount or Decimal("0.00"), currency=currency or BASE_CURRENCY,
+        account_id=account.id if account else None,
+        campaign_id=campaign.id if campaign else None,
+        expected_close_date=close, type=kind, lead_source=source, next_step=next_step,
+        description=description, sales_stage=stage.key, probability=stage.probability,
+        probability_is_manual=False, amount_source="MANUAL", version=1,
+        assigned_to_id=assignee.id, created_by_id=viewer.user.id, custom_fields={},
+    )
+    session.add(opp)
+    await session.flush()
+    apply_stage(
+        session, opp, stage, viewer.user, probability=probability, lost_reason=lost_reason,
+        initial=True,
+    )
+    if contact is not None:
+        await set_primary_contact(session, opp, contact.id)
+    await session.flush()
+    return opp
+
+
+async def update_opportunity(
+    session: AsyncSession,
+    viewer: Viewer,
+    global_id: str,
+    data: dict[str, Any],
+    expected_version: int | None = None,
+    root: tuple[str, ...] = ("input",),
+) -> Opportunity:
+    """Change only the given fields; a stage change goes through apply_stage."""
+    opp = await load_for_edit(session, viewer, global_id, expected_version)
+    c = Checker(session, viewer, root)
+    values: dict[str, Any] = {}
+    if "name" in data:
+        values["name"] = c.text("name", data["name"], required=True, max_length=255)
+    if "expected_close_date" in data:
+        values["expected_close_date"] = c.required("expectedCloseDate", data["expected_close_date"])
+    stage = await c.stage("salesStage", data["sales_stage"]) if "sales_stage" in data else None
+    if "amount" in data:
+        if opp.amount_source == "QUOTE":
+            c.fail(
+                "amount",
+                "The amount comes from the synced quote; change its lines or unsync it first.",
+                ErrorCode.AMOUNT_FROM_QUOTE,
+            )
+        values["amount"] = c.required("amount", c.number("amount", data["amount"]))
+    if "currency" in data:
+        values["currency"] = c.required("currency", await c.currency("currency", data["currency"]))
+    for field, type_name, column in (
+        ("accountId", "Account", "account_id"), ("campaignId", "Campaign", "campaign_id"),
+    ):
+        if column in data:
+            record = await c.reference(field, type_name, data[column])
+            values[column] = record.id if record else None
+    if "assigned_to_id" in data:
+        given = c.required("assignedToId", data["assigned_to_id"])
+        assignee = await c.assignee("assignedToId", given)
+        values["assigned_to_id"] = assignee.id if assignee else None
+    if "type" in data:
+        values["type"] = await c.picklist("type", "opportunityType", data["type"])
+    if "lead_source" in data:
+        values["lead_source"] = await c.picklist("leadSource", "leadSource", data["lead_source"])
+    for field, column in (("nextStep", "next_step"), ("description", "description")):
+        if column in data:
+            values[column] = c.text(field, data[column], max_length=TEXT_LIMITS[field])
+    lost_reason = c.text(
+        "lostReason", data.get("lost_reason"), max_length=TEXT_LIMITS["lostReason"]
+    )
+    require_lost_reason(c, stage, opp, lost_reason or opp.lost_reason)
+    probability = c.percent("probability", data.get("probability"))
+    manual = data.get("probability_is_manual")
+    if manual is False and probability is not None:
+        c.fail(
+            "probabilityIsManual",
+            "Give either a probability or probabilityIsManual: false, not both.",
+            ErrorCode.INVALID,
+        )
+    contact = None
+    if "contact_id" in data:
+        contact = await c.reference("contactId", "Contact", data["contact_id"])
+    c.done()
+    for column, value in values.items():
+        setattr(opp, column, value)
+    if manual is not None:
+        opp.probability_is_manual = manual
+    current = stage or await session.get(SalesStage, opp.sales_stage)
+    assert current is not None
+    if manual is False:
+        opp.probability = current.probability
+    stage_changed = apply_stage(
+        session, opp, current, viewer.user, probability=probability, lost_reason=lost_reason
+    )
+    related = stage_changed
+    if "contact_id" in data:
+        related |= await set_primary_contact(session, opp, contact.id if contact else None)
+    touch(session, opp, related)
+    await session.flush()
+    return opp
+
+
+async def change_stage(
+    session: AsyncSession,
+    viewer: Viewer,
+    global_id: str,
+    stage_key: str,
+    probability: Decimal | None = None,
+    note: str | None = None,
+    lost_reason: str | None = None,
+    expected_version: int | None = None,
+) -> Opportunity:
+    opp = await load_for_edit(session, viewer, global_id, expected_version)
+    c = Checker(session, viewer)
+    stage = await c.stage("stage", stage_key)
+    probability = c.percent("probability", probability)
+    note = c.text("note", note, max_length=2_000)
+    lost_reason = c.text("lostReason", lost_reason, max_length=TEXT_LIMITS["lostReason"])
+    require_lost_reason(c, stage, opp, lost_reason or opp.lost_reason)
+    c.done()
+    assert stage is not None
+    changed = apply_stage(
+        session, opp, stage, viewer.user, probability=probability, note=note,
+        lost_reason=lost_reason,
+    )
+    touch(session, opp, changed)
+    await session.flush()
+    return opp
+
+
+async def delete_opportunity(
+    session: AsyncSession, viewer: Viewer, global_id: str, expected_version: int | None = None
+) -> Opportunity:
+    """Move the deal to the recycle bin; its quotes, contacts and history stay attached."""
+    opp = await load_for_edit(session, viewer, global_id, expected_version)
+    opp.deleted_at = utcnow()
+    touch(session, opp, True)
+    await session.flush()
+    return opp
+
+
+async def restore_opportunity(session: AsyncSession, viewer: Viewer, global_id: str) -> Opportunity:
+    opp = await load_for_edit(session, viewer, global_id, deleted=True)
+    opp.deleted_at = None
+    touch(session, opp, True)
+    await session.flush()
+    return opp
+
+
+async def link_account(
+    session: AsyncSession, viewer: Viewer, opportunity_id: str, account_id: str
+) -> Opportunity:
+    """Add the deal to an account later (vtiger's relations menu)."""
+    opp = await load_for_edit(session, viewer, opportunity_id, field="opportunityId")
+    c = Checker(session, viewer)
+    account = await c.reference("accountId", "Account", c.required("accountId", account_id))
+    c.done()
+    opp.account_id = account.id
+    touch(session, opp)
+    await session.flush()
+    return opp
+
+
+async def add_contact(
+    session: AsyncSession,
+    viewer: Viewer,
+    opportunity_id: str,
+    contact_id: str,
+    role: str | None,
+    is_primary: bool | None,
+) -> Opportunity:
+    """Link a contact with a role (updating the link if it exists); at most one primary."""
+    opp = await load_for_edit(session, viewer, opportunity_id, field="opportunityId")
+    c = Checker(session, viewer)
+    contact = await c.reference("contactId", "Contact", contact_id)
+    role = await c.picklist("role", "contactRole", role)
+    c.done()
+    link = await session.get(OpportunityContact, (opp.id, contact.id))
+    changed = False
+    if is_primary:
+        changed = await set_primary_contact(session, opp, contact.id, role, keep_role=False)
+    elif link is None:
+        session.add(OpportunityContact(opportunity_id=opp.id, contact_id=contact.id, role=role))
+        changed = True
+    else:
+        if link.role != role:
+            link.role, changed = role, True
+        if is_primary is False and link.is_primary:
+            link.is_primary, changed = False, True
+    touch(session, opp, changed)
+    await session.flush()
+    return opp
+
+
+async def remove_contact(
+    session: AsyncSession, viewer: Viewer, opportunity_id: str, contact_id: str
+) -> Opportunity:
+    opp = await load_for_edit(session, viewer, opportunity_id, field="opportunityId")
+    c = Checker(session, viewer)
+    pk = pk_of(contact_id, "Contact")
+    link = None if pk is None else await session.get(OpportunityContact, (opp.id, pk))
+    if link is None:
+        c.fail("contactId", "That contact is not linked to this opportunity.", ErrorCode.NOT_FOUND)
+    c.done()
+    await session.delete(link)
+    touch(session, opp, True)
+    await session.flush()
+    return opp

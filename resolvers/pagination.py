@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -92,7 +93,7 @@ def decode_cursor(cursor: str, signature: str, size: int) -> list[Any]:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
         sig, values = json.loads(raw)
         decoded = [_DECODERS[tag](v) for tag, v in values]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, KeyError, ArithmeticError) as exc:
         raise RequestError(f"Invalid cursor: {cursor!r}.") from exc
     if sig != signature or len(decoded) != size:
         raise RequestError("This cursor belongs to a different ordering; fetch the list again.")
@@ -188,16 +189,20 @@ async def paginate_many(
         grouped[getattr(row[0], parent_column.key)].append(row)
 
     counts: dict[int, int] | None = None
+    # The parents' totalCount fields resolve concurrently: the first one runs the query,
+    # the others wait for it instead of each sending the same COUNT.
+    counting = asyncio.Lock()
 
     async def count_for(parent_id: int) -> int:
         nonlocal counts
-        if counts is None:  # one grouped COUNT for every parent, on first demand
-            result = await session.execute(
-                select(parent_column, func.count())
-                .where(parent_column.in_(sorted(set(parent_ids))), *where)
-                .group_by(parent_column)
-            )
-            counts = {pid: int(n) for pid, n in result.tuples()}
+        async with counting:
+            if counts is None:  # one grouped COUNT for every parent, on first demand
+                result = await session.execute(
+                    select(parent_column, func.count())
+                    .where(parent_column.in_(sorted(set(parent_ids))), *where)
+                    .group_by(parent_column)
+                )
+                counts = {pid: int(n) for pid, n in result}
         return counts.get(parent_id, 0)
 
     pages: dict[int, Page[Any]] = {}

@@ -65,7 +65,7 @@ async def load_viewer(session: AsyncSession, user: User, sharing: str) -> Viewer
     if user.role == "ADMIN":
         return Viewer(user=user, team_ids=None, sharing=sharing)
     if user.role == "MANAGER":
-        edges = (await session.execute(select(User.id, User.manager_id))).tuples().all()
+        edges = (await session.execute(select(User.id, User.manager_id))).all()
         return Viewer(user=user, team_ids=frozenset(subordinates(user.id, edges)), sharing=sharing)
     return Viewer(user=user, team_ids=frozenset({user.id}), sharing=sharing)
 

@@ -13,6 +13,10 @@ from schema.budget import BudgetQuery
 from schema.campaign import CampaignQuery
 from schema.contact import ContactQuery
 from schema.lead import LeadQuery
+from schema.mutations.lead import LeadMutation
+from schema.mutations.opportunity import OpportunityMutation
+from schema.mutations.quote import QuoteMutation
+from schema.mutations.records import RecordMutation
 from schema.node import NodeQuery
 from schema.opportunity import OpportunityQuery
 from schema.picklist import PicklistQuery
@@ -38,6 +42,10 @@ Query = merge_types(
     ),
 )
 
+Mutation = merge_types(
+    "Mutation", (OpportunityMutation, LeadMutation, QuoteMutation, RecordMutation)
+)
+
 
 def build_schema(
     extensions: list[Any] | None = None, schema_class: type[strawberry.Schema] = strawberry.Schema
@@ -55,6 +63,7 @@ def build_schema(
 
     return schema_class(
         query=Query,
+        mutation=Mutation,
         types=[Opportunity, Account, Contact, Lead, Campaign, Product, Quote, User, Budget],
         extensions=extensions or [],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),

@@ -15,11 +15,6 @@ from sqlalchemy.ext.asyncio import (
 
 from server.settings import Settings
 
-# Execution option asking SQLite to take the write lock when the transaction begins,
-# so that two writers queue on the busy timeout instead of failing with "database is locked".
-SQLITE_WRITE = {"sqlite_begin": "BEGIN IMMEDIATE"}
-
-
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -27,7 +22,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     return create_async_engine(url, pool_size=settings.pool_size, max_overflow=settings.pool_size)
-
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
@@ -46,7 +40,6 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
-
 
 class RequestSession(AsyncSession):
     """One request's session. GraphQL resolves sibling fields concurrently and DataLoaders
@@ -68,7 +61,6 @@ class RequestSession(AsyncSession):
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         async with self._statement_lock:
             return await super().get(*args, **kwargs)
-
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=RequestSession, expire_on_commit=False)

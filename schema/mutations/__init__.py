@@ -1,0 +1,1 @@
+"""Mutations, one module per domain; each returns a payload with `userErrors`."""

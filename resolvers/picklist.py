@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Currency, PicklistValue, SalesStage
-from resolvers.errors import RequestError
+from resolvers.errors import ErrorCode, RequestError
+from resolvers.permissions import Viewer
+from resolvers.validation import Checker
 
 SALES_STAGE_PICKLIST = "salesStage"
 
@@ -45,3 +49,27 @@ async def picklist_names(session: AsyncSession) -> list[str]:
 
 async def currencies(session: AsyncSession) -> Sequence[Currency]:
     return (await session.scalars(select(Currency).order_by(Currency.code))).all()
+
+
+async def set_currency_rate(
+    session: AsyncSession, viewer: Viewer, code: str, rate: Decimal
+) -> Currency:
+    """Add a currency or change its rate (admin): units of it that one base unit buys."""
+    viewer.require_admin()
+    c = Checker(session, viewer)
+    code = (code or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        c.fail("code", f"{code!r} is not an ISO 4217 code (three letters).", ErrorCode.INVALID)
+    checked = c.number("rate", rate, minimum=Decimal(0), exclusive_minimum=True,
+                       maximum=Decimal("999999999999"), places=6)
+    currency = await session.get(Currency, code) if code else None
+    if currency is not None and currency.is_base and rate != 1:
+        c.fail("rate", f"{code} is the base currency; its rate is always 1.", ErrorCode.INVALID)
+    c.done()
+    if currency is None:
+        currency = Currency(code=code, rate=checked, is_base=False)
+        session.add(currency)
+    else:
+        currency.rate = checked  # type: ignore[assignment]
+    await session.flush()
+    return currency

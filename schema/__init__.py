@@ -12,7 +12,9 @@ from schema.account import AccountQuery
 from schema.budget import BudgetQuery
 from schema.campaign import CampaignQuery
 from schema.contact import ContactQuery
+from schema.forecast import ForecastQuery
 from schema.lead import LeadQuery
+from schema.mutations.budget import BudgetMutation
 from schema.mutations.lead import LeadMutation
 from schema.mutations.opportunity import OpportunityMutation
 from schema.mutations.quote import QuoteMutation
@@ -39,11 +41,13 @@ Query = merge_types(
         ProductQuery,
         PicklistQuery,
         BudgetQuery,
+        ForecastQuery,
     ),
 )
 
 Mutation = merge_types(
-    "Mutation", (OpportunityMutation, LeadMutation, QuoteMutation, RecordMutation)
+    "Mutation",
+    (OpportunityMutation, LeadMutation, QuoteMutation, RecordMutation, BudgetMutation),
 )
 
 

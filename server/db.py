@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 
 from server.settings import Settings
 
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):

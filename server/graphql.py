@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -21,7 +22,8 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.types import ExecutionContext
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from resolvers.errors import RequestError
 from resolvers.loaders import Loaders
@@ -113,13 +115,18 @@ class DealgraphSchema(strawberry.Schema):
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:
+    # The limit rules are built once: the validation cache is keyed by the rule classes,
+    # and Strawberry's limiter extensions build new classes every time they are constructed.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     return build_schema(
         # Factories: Strawberry builds fresh extensions per request; the caches are shared.
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: ParserCache(maxsize=1024),
-            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: AddValidationRules(limit_rules),
             lambda: ValidationCache(maxsize=1024),
             ErrorShaping,
         ],
@@ -137,7 +144,11 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        state = request.scope["state"]
+        state = request.scope.get("state", {})
+        if "viewer" not in state and request.scope["type"] == "http":
+            # Only the GraphiQL page gets here unauthenticated (see server.auth); Strawberry
+            # asks for a context before it decides to render the page, which runs nothing.
+            return None  # type: ignore[return-value]
         session, viewer = state["session"], state["viewer"]
         return Context(
             session=session,
@@ -150,6 +161,22 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=state["request_id"],
             log=state["log"],
         )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Codes for errors raised before ErrorShaping could see them: a parse error or a
+        token limit aborts the operation hooks."""
+        if result.errors:
+            state = request.scope.get("state", {})
+            request_id = state.get("request_id", "")
+            result.errors = [
+                e if (e.extensions or {}).get("code") else shape_error(e, request_id)
+                for e in result.errors
+            ]
+            if "log" in state:
+                state["log"]["errors"] = len(result.errors)
+        return await super().process_result(request, result)
 
     def encode_json(self, data: Any) -> bytes:
         return orjson.dumps(data)

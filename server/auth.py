@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.auth import authenticate
@@ -28,7 +29,13 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 def _wants_graphiql(scope: Scope) -> bool:
-    return scope.get("method") == "GET" and "text/html" in _header(scope, b"accept")
+    """A browser asking for the GraphiQL page: a GET for HTML without a query to run (the same
+    test Strawberry makes before it renders the page instead of executing anything)."""
+    return (
+        scope.get("method") == "GET"
+        and "text/html" in _header(scope, b"accept")
+        and "query" not in QueryParams(scope.get("query_string", b""))
+    )
 
 
 async def _unauthenticated(send: Send, request_id: str, message: str) -> None:
@@ -61,7 +68,7 @@ class AuthMiddleware:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _wants_graphiql(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = _header(scope, b"x-request-id")[:64] or uuid.uuid4().hex
@@ -78,6 +85,10 @@ class AuthMiddleware:
             await send(message)
 
         try:
+            if _wants_graphiql(scope):  # the page only: no session, no viewer
+                scope.setdefault("state", {}).update(request_id=request_id, log=record)
+                await self.app(scope, receive, send_with_id)
+                return
             scheme, _, token = _header(scope, b"authorization").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 status = 401

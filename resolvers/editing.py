@@ -31,6 +31,7 @@ class Field:
     required: bool = False
     max_length: int = 255
     target: str = ""  # the picklist name, or the referenced type for `ref`
+    nullable: bool = True  # False: an update may not clear it (a create takes the default)
 
     @property
     def graphql(self) -> str:
@@ -70,8 +71,8 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "Product": (
         Field("name", required=True), Field("code", max_length=64),
-        Field("unit_price", "money", required=True), Field("tax_percent", "percent"),
-        Field("is_active", "bool"),
+        Field("unit_price", "money", required=True),
+        Field("tax_percent", "percent", nullable=False), Field("is_active", "bool", nullable=False),
     ),
 }
 MODELS: dict[str, Any] = {
@@ -113,9 +114,14 @@ async def _values(
 ) -> dict[str, Any]:
     values = {}
     for field in FIELDS[type_name]:
+        if not creating and not field.nullable and field.name in data:
+            c.required(field.graphql, data[field.name])
         if field.name in data or (creating and field.required):
             values[field.name] = await _check(c, field, data.get(field.name))
-    if type_name in OWNED and "assigned_to_id" in data:
+    # On create a null owner means the default (the caller), as for opportunities.
+    if type_name in OWNED and "assigned_to_id" in data and (
+        not creating or data["assigned_to_id"] is not None
+    ):
         given = c.required("assignedToId", data["assigned_to_id"])
         user = await c.assignee("assignedToId", given)
         values["assigned_to_id"] = user.id if user else None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Numeric, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Opportunity, OpportunityContact, SalesStage, StageChange, User
@@ -27,7 +27,8 @@ ORDER_FIELDS: dict[str, Any] = {
     "EXPECTED_CLOSE_DATE": Opportunity.expected_close_date,
     "PROBABILITY": Opportunity.probability,
     # Same order as amount × probability / 100, without a division in SQL.
-    "WEIGHTED_AMOUNT": Opportunity.amount * Opportunity.probability,
+    # Typed as an unbounded NUMERIC: as Percent (5, 2), a cursor value ≥ 1000 overflows.
+    "WEIGHTED_AMOUNT": type_coerce(Opportunity.amount * Opportunity.probability, Numeric()),
     "CREATED_AT": Opportunity.created_at,
     "UPDATED_AT": Opportunity.updated_at,
 }
@@ -345,7 +346,10 @@ async def update_opportunity(
             )
         values["amount"] = c.required("amount", c.number("amount", data["amount"]))
     if "currency" in data:
-        values["currency"] = c.required("currency", await c.currency("currency", data["currency"]))
+        if isinstance(data["currency"], str) and data["currency"].strip():
+            values["currency"] = await c.currency("currency", data["currency"])
+        else:
+            c.required("currency", None)
     for field, type_name, column in (
         ("accountId", "Account", "account_id"), ("campaignId", "Campaign", "campaign_id"),
     ):
@@ -379,18 +383,20 @@ async def update_opportunity(
     if "contact_id" in data:
         contact = await c.reference("contactId", "Contact", data["contact_id"])
     c.done()
+    # Look the stage up before changing anything: a query autoflushes, and a flushed change
+    # no longer counts as modified for touch().
+    current = stage or await session.get(SalesStage, opp.sales_stage)
+    assert current is not None
     for column, value in values.items():
         setattr(opp, column, value)
     if manual is not None:
         opp.probability_is_manual = manual
-    current = stage or await session.get(SalesStage, opp.sales_stage)
-    assert current is not None
     if manual is False:
         opp.probability = current.probability
     stage_changed = apply_stage(
         session, opp, current, viewer.user, probability=probability, lost_reason=lost_reason
     )
-    related = stage_changed
+    related = stage_changed or session.is_modified(opp)  # before set_primary_contact flushes
     if "contact_id" in data:
         related |= await set_primary_contact(session, opp, contact.id if contact else None)
     touch(session, opp, related)

@@ -2,16 +2,18 @@
 
 Sums are exact on both databases: SQL adds up cents (and cents × basis points for weighted
 amounts) per group and per currency; the few aggregate rows are then converted to the
-report currency with Decimal arithmetic and rounded half-up to cents once.
+report currency exactly (forecasts use rational arithmetic) and rounded half-up to cents once.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, case, cast, extract, func, select
@@ -46,7 +48,7 @@ class Bucket(Figures):
     forecast_category: str | None = None
     type: str | None = None
     lead_source: str | None = None
-    _raw: dict[str, Decimal] = field(default_factory=dict, repr=False)
+    _raw: dict[str, Fraction] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -168,12 +170,13 @@ async def forecast(
         if "year" in groups:
             keys["period"] = period_key(int(row["year"]), int(row["month"]), period)
         bucket = buckets.setdefault(tuple(sorted(keys.items())), Bucket(**keys))
-        factor = report_rate / rates[row["currency"]]
+        # exact: a rate quotient such as 0.85 / 1.10 has no finite decimal expansion
+        factor = Fraction(report_rate) / Fraction(rates[row["currency"]])
         for target in (bucket, totals):
             target.count += int(row["count"])
             for name in MEASURES:
-                value = Decimal(str(row[name] or 0)).scaleb(-SCALES[name]) * factor
-                target._raw[name] = target._raw.get(name, Decimal(0)) + value
+                value = Fraction(Decimal(str(row[name] or 0))) / 10 ** SCALES[name] * factor
+                target._raw[name] = target._raw.get(name, Fraction(0)) + value
     if list(group_by) == ["STAGE"]:
         await _every_active_stage(session, buckets)
     ordered = await _ordered(session, list(buckets.values()), group_by)
@@ -182,13 +185,19 @@ async def forecast(
     return Forecast(currency=report, buckets=ordered, totals=_figures(totals))
 
 
+def _exact_cents(value: Fraction) -> Decimal:
+    """Half-up (away from zero) to cents, from the exact value."""
+    hundredths = math.floor(abs(value) * 100 + Fraction(1, 2))
+    return Decimal(hundredths if value >= 0 else -hundredths).scaleb(-2)
+
+
 def _round(bucket: Bucket) -> None:
     raw = bucket._raw
-    bucket.amount = cents(raw.get("amount", 0))
-    bucket.weighted_amount = cents(raw.get("weighted", 0))
-    bucket.open_amount = cents(raw.get("open", 0))
-    bucket.won_amount = cents(raw.get("won", 0))
-    bucket.lost_amount = cents(raw.get("lost", 0))
+    bucket.amount = _exact_cents(raw.get("amount", Fraction(0)))
+    bucket.weighted_amount = _exact_cents(raw.get("weighted", Fraction(0)))
+    bucket.open_amount = _exact_cents(raw.get("open", Fraction(0)))
+    bucket.won_amount = _exact_cents(raw.get("won", Fraction(0)))
+    bucket.lost_amount = _exact_cents(raw.get("lost", Fraction(0)))
 
 
 def _figures(bucket: Bucket) -> Figures:
@@ -301,6 +310,8 @@ async def attainment(
     if not viewer.can_edit_owner(user_id):
         return None
     edges = (await session.execute(select(User.id, User.manager_id))).all()
+    if all(uid != user_id for uid, _ in edges):
+        return None  # no such user: as for one the viewer may not see
     team = sorted(subordinates(user_id, edges))
     start, end = period_range(year, unit, number)
     rates, _ = await _rates(session, await _base(session))

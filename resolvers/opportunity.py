@@ -198,8 +198,8 @@ def apply_stage(
     now = utcnow()
     from_stage = None if initial else opp.sales_stage
     opp.actual_close_date = today() if stage.is_closed else None
-    if not stage.is_closed:
-        opp.lost_reason = None
+    if stage.is_won or not stage.is_closed:
+        opp.lost_reason = None  # only a lost deal has a reason for it
     opp.sales_stage = stage.key
     opp.stage_changed_at = now
     session.add(
@@ -470,26 +470,27 @@ async def add_contact(
     viewer: Viewer,
     opportunity_id: str,
     contact_id: str,
-    role: str | None,
-    is_primary: bool | None,
+    data: dict[str, Any],
 ) -> Opportunity:
-    """Link a contact with a role (updating the link if it exists); at most one primary."""
+    """Link a contact (or change its link): `data` may hold `role` and `is_primary`; what
+    it leaves out stays as it is. At most one primary contact."""
     opp = await load_for_edit(session, viewer, opportunity_id, field="opportunityId")
     c = Checker(session, viewer)
     contact = await c.reference("contactId", "Contact", contact_id)
-    role = await c.picklist("role", "contactRole", role)
+    role = await c.picklist("role", "contactRole", data.get("role"))
     c.done()
     link = await session.get(OpportunityContact, (opp.id, contact.id))
+    keep_role = "role" not in data and link is not None
     changed = False
-    if is_primary:
-        changed = await set_primary_contact(session, opp, contact.id, role, keep_role=False)
+    if data.get("is_primary"):
+        changed = await set_primary_contact(session, opp, contact.id, role, keep_role=keep_role)
     elif link is None:
         session.add(OpportunityContact(opportunity_id=opp.id, contact_id=contact.id, role=role))
         changed = True
     else:
-        if link.role != role:
+        if not keep_role and link.role != role:
             link.role, changed = role, True
-        if is_primary is False and link.is_primary:
+        if data.get("is_primary") is False and link.is_primary:
             link.is_primary, changed = False, True
     touch(session, opp, changed)
     await session.flush()

@@ -1409,6 +1409,38 @@ async def test_a_contact_stops_being_primary_with_is_primary_false(
     ]
 
 
+async def test_promoting_a_contact_without_a_role_keeps_its_role(
+    team, factory, deal, db, client_for
+):
+    # given
+    contact = await factory.contact(team["rep"], last_name="Kept")
+    db.add(models.OpportunityContact(
+        opportunity_id=deal.id, contact_id=contact.id, role="CONSULTANT", is_primary=False
+    ))
+    await db.commit()
+    client = await client_for(team["rep"])
+
+    # when: the role is left out, only isPrimary changes
+    data = await client.data(
+        ADD_CONTACT,
+        {"input": {"opportunityId": gid(deal), "contactId": gid(contact), "isPrimary": True}},
+    )
+    cleared = await client.data(
+        ADD_CONTACT,
+        {"input": {"opportunityId": gid(deal), "contactId": gid(contact), "role": None}},
+    )
+
+    # then: an omitted role stays, an explicit null clears it
+    opp = data["addOpportunityContact"]["opportunity"]
+    assert opp["contacts"] == [
+        {"role": "CONSULTANT", "isPrimary": True, "contact": {"lastName": "Kept"}},
+    ]
+    opp = cleared["addOpportunityContact"]["opportunity"]
+    assert opp["contacts"] == [
+        {"role": None, "isPrimary": True, "contact": {"lastName": "Kept"}},
+    ]
+
+
 @pytest.mark.parametrize(
     ("role", "contact_owner", "expected"),
     [

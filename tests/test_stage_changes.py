@@ -340,6 +340,7 @@ async def test_lost_to_won_closes_today_at_100(team, factory, db, client_for):
     assert (opp["actualCloseDate"], opp["probability"], opp["isWon"]) == (
         TODAY.isoformat(), "100.00", True,
     )
+    assert opp["lostReason"] is None  # a won deal has no reason for being lost
 
 
 async def test_the_same_stage_is_a_no_op(team, deal, db, client_for):

@@ -241,7 +241,7 @@ class OpportunityMutation:
             info,
             lambda: rules.add_contact(
                 ctx.session, ctx.viewer, input.opportunity_id, input.contact_id,
-                given(input.role), given(input.is_primary),
+                provided(input, "opportunity_id", "contact_id"),
             ),
         )
         return AddOpportunityContactPayload(opportunity=opp, user_errors=errors)  # type: ignore[arg-type]

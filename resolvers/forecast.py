@@ -175,7 +175,7 @@ async def forecast(
         for target in (bucket, totals):
             target.count += int(row["count"])
             for name in MEASURES:
-                value = Fraction(Decimal(str(row[name] or 0))) / 10 ** SCALES[name] * factor
+                value = _exact_sum(row[name], SCALES[name]) * factor
                 target._raw[name] = target._raw.get(name, Fraction(0)) + value
     if list(group_by) == ["STAGE"]:
         await _every_active_stage(session, buckets)
@@ -183,6 +183,11 @@ async def forecast(
     for bucket in [*ordered, totals]:
         _round(bucket)
     return Forecast(currency=report, buckets=ordered, totals=_figures(totals))
+
+
+def _exact_sum(value: Any, scale: int) -> Fraction:
+    """An exact SQL sum (scaled by 10^scale) as a number."""
+    return Fraction(Decimal(str(value or 0)).scaleb(-scale))
 
 
 def _exact_cents(value: Fraction) -> Decimal:
@@ -270,6 +275,8 @@ def valid_period(year: int, unit: str, number: int) -> str | None:
         return f"Year {year} is out of range (1900–2999)."
     limit = {"MONTH": 12, "QUARTER": 4, "YEAR": 1}[unit]
     if not 1 <= number <= limit:
+        if unit == "YEAR":
+            return f"For a year, number must be 1; got {number}."
         return f"A {unit.lower()} number must be between 1 and {limit}; got {number}."
     return None
 
@@ -340,25 +347,29 @@ async def attainment(
         .where(Opportunity.deleted_at.is_(None), Opportunity.assigned_to_id.in_(team))
         .group_by(Opportunity.currency)
     )
-    sums: dict[str, Decimal] = {}
+    sums: dict[str, Fraction] = {}
     for row in (await session.execute(stmt)).mappings():
         for name in ("won", "commit", "best_case", "pipeline", "weighted",
                      "band70", "band80", "band90"):
             scale = 6 if name == "weighted" else 2
-            value = Decimal(str(row[name] or 0)).scaleb(-scale) / rates[row["currency"]]
-            sums[name] = sums.get(name, Decimal(0)) + value
-    closed_won = cents(sums.get("won", 0))
-    commit = closed_won + cents(sums.get("commit", 0))
+            value = _exact_sum(row[name], scale) / Fraction(rates[row["currency"]])
+            sums[name] = sums.get(name, Fraction(0)) + value
+
+    def total(name: str) -> Decimal:
+        return _exact_cents(sums.get(name, Fraction(0)))
+
+    closed_won = total("won")
+    commit = closed_won + total("commit")
     return Attainment(
         target=await _target(session, user_id, team, year, unit, number),
         closed_won=closed_won,
         commit=commit,
-        best_case=commit + cents(sums.get("best_case", 0)),
-        pipeline=cents(sums.get("pipeline", 0)),
-        weighted_pipeline=cents(sums.get("weighted", 0)),
-        best_band=cents(sums.get("band70", 0)),
-        forecast_band=cents(sums.get("band80", 0)),
-        worst_band=cents(sums.get("band90", 0)),
+        best_case=commit + total("best_case"),
+        pipeline=total("pipeline"),
+        weighted_pipeline=total("weighted"),
+        best_band=total("band70"),
+        forecast_band=total("band80"),
+        worst_band=total("band90"),
     )
 
 

@@ -6,6 +6,7 @@ from models.budget import Budget
 from models.campaign import Campaign
 from models.contact import Contact
 from models.currency import Currency
+from models.customization import ConfigurationChange, CustomFieldDefinition, Layout
 from models.lead import Lead
 from models.opportunity import Opportunity, OpportunityContact, StageChange
 from models.picklist import PicklistValue, SalesStage
@@ -20,9 +21,12 @@ __all__ = [
     "Base",
     "Budget",
     "Campaign",
+    "ConfigurationChange",
     "Contact",
     "Currency",
+    "CustomFieldDefinition",
     "Lead",
+    "Layout",
     "NumberSequence",
     "Opportunity",
     "OpportunityContact",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import JSON, CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Money
@@ -27,3 +28,6 @@ class Account(Record, Base):
     country: Mapped[str | None] = mapped_column(String(128))
     annual_revenue: Mapped[Decimal | None] = mapped_column(Money())
     employees: Mapped[int | None]
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, TypeDecorator, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import RequestError
@@ -88,15 +88,37 @@ def encode_cursor(signature: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, signature: str, size: int) -> list[Any]:
+def _fits(value: Any, key: SortKey) -> bool:
+    """Whether a decoded cursor value has the type of its sort key's column."""
+    sql_type = key.expr.type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    try:
+        expected = sql_type.python_type
+    except NotImplementedError:  # pragma: no cover - every sort key has a plain type
+        return True
+    if expected is dt.datetime:
+        return isinstance(value, dt.datetime) and value.tzinfo is not None
+    if expected is dt.date:
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    if expected is Decimal:
+        return isinstance(value, Decimal | float)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def decode_cursor(cursor: str, signature: str, keys: Sequence[SortKey]) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
         sig, values = json.loads(raw)
         decoded = [_DECODERS[tag](v) for tag, v in values]
     except (binascii.Error, ValueError, TypeError, KeyError, ArithmeticError) as exc:
         raise RequestError(f"Invalid cursor: {cursor!r}.") from exc
-    if sig != signature or len(decoded) != size:
+    if sig != signature or len(decoded) != len(keys):
         raise RequestError("This cursor belongs to a different ordering; fetch the list again.")
+    if not all(_fits(v, k) for v, k in zip(decoded, keys, strict=True)):
+        raise RequestError(f"Invalid cursor: {cursor!r}.")
     return decoded
 
 
@@ -126,9 +148,9 @@ async def paginate(
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
     stmt = select(entity, *[k.expr for k in keys]).where(*where)
     if args.after:
-        stmt = stmt.where(_keyset(keys, decode_cursor(args.after, signature, len(keys)), True))
+        stmt = stmt.where(_keyset(keys, decode_cursor(args.after, signature, keys), True))
     if args.before:
-        stmt = stmt.where(_keyset(keys, decode_cursor(args.before, signature, len(keys)), False))
+        stmt = stmt.where(_keyset(keys, decode_cursor(args.before, signature, keys), False))
     order = [
         (k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys
     ]
@@ -168,9 +190,9 @@ async def paginate_many(
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
     conditions = [parent_column.in_(sorted(set(parent_ids))), *where]
     if args.after:
-        conditions.append(_keyset(keys, decode_cursor(args.after, signature, len(keys)), True))
+        conditions.append(_keyset(keys, decode_cursor(args.after, signature, keys), True))
     if args.before:
-        conditions.append(_keyset(keys, decode_cursor(args.before, signature, len(keys)), False))
+        conditions.append(_keyset(keys, decode_cursor(args.before, signature, keys), False))
     order = [(k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys]
     rank = func.row_number().over(partition_by=parent_column, order_by=order).label("rank")
     inner = (

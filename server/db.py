@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -45,23 +46,34 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 class RequestSession(AsyncSession):
     """One request's session. GraphQL resolves sibling fields concurrently and DataLoaders
     dispatch their batches as separate tasks, but a session runs one statement at a time:
-    statements queue on a lock instead of failing with "concurrent operations"."""
+    statements queue on a lock instead of failing with "concurrent operations". A statement
+    once started runs to its end even if its field is cancelled (graphql-core cancels the
+    siblings of a failed non-null field), so the connection is never left mid-statement."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._statement_lock = asyncio.Lock()
 
+    async def _serialised(self, run: Callable[[], Awaitable[Any]]) -> Any:
+        async def locked() -> Any:
+            async with self._statement_lock:
+                return await run()
+
+        return await asyncio.shield(locked())
+
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._statement_lock:
-            return await super().execute(*args, **kwargs)
+        return await self._serialised(lambda: super(RequestSession, self).execute(*args, **kwargs))
 
     async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._statement_lock:
-            return await super().scalar(*args, **kwargs)
+        return await self._serialised(lambda: super(RequestSession, self).scalar(*args, **kwargs))
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._statement_lock:
-            return await super().get(*args, **kwargs)
+        return await self._serialised(lambda: super(RequestSession, self).get(*args, **kwargs))
+
+    async def close(self) -> None:
+        async with self._statement_lock:  # after any statement still running
+            await super().close()
+
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=RequestSession, expire_on_commit=False)

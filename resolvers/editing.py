@@ -3,7 +3,6 @@ per entity, one validation path."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -13,13 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Account, Campaign, Contact, Lead, Product
 from models.base import utcnow
+from resolvers import layout
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
 from resolvers.numbering import next_number
 from resolvers.permissions import Viewer, readable
-from resolvers.validation import Checker
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from resolvers.validation import EMAIL, Checker
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,7 @@ MODELS: dict[str, Any] = {
     "Account": Account, "Contact": Contact, "Lead": Lead, "Campaign": Campaign, "Product": Product,
 }
 OWNED = ("Account", "Contact", "Lead", "Campaign")
+CUSTOMIZABLE = {"Account": "ACCOUNT", "Contact": "CONTACT", "Lead": "LEAD"}
 
 
 async def _check(c: Checker, field: Field, value: Any) -> Any:
@@ -138,6 +137,10 @@ async def create_record(
         viewer.require_admin()
     c = Checker(session, viewer, root)
     values = await _values(c, type_name, data, creating=True)
+    if type_name in CUSTOMIZABLE:
+        values["custom_fields"] = await layout.customized(
+            c, CUSTOMIZABLE[type_name], {}, data, creating=True
+        )
     c.done()
     model = MODELS[type_name]
     record = model(number=await next_number(session, type_name), **values)
@@ -186,6 +189,10 @@ async def update_record(
     if type_name == "Lead" and record.is_converted:
         c.fail("id", "A converted lead cannot be changed.", ErrorCode.ALREADY_CONVERTED)
     values = await _values(c, type_name, data, creating=False)
+    if type_name in CUSTOMIZABLE:
+        values["custom_fields"] = await layout.customized(
+            c, CUSTOMIZABLE[type_name], record.custom_fields, data, creating=False
+        )
     c.done()
     for column, value in values.items():
         setattr(record, column, value)

@@ -160,7 +160,10 @@ async def forecast(
             *[m.label(k) for k, m in measures.items()],
         )
         .join(SalesStage, SalesStage.key == Opportunity.sales_stage)
-        .where(*opportunity.visible_conditions(viewer), *opportunity.filter_conditions(filter))
+        .where(
+            *opportunity.visible_conditions(viewer),
+            *(await opportunity.conditions_for(session, filter)),
+        )
         .group_by(*groups.values(), Opportunity.currency)
     )
     buckets: dict[tuple[Any, ...], Bucket] = {}

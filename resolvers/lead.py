@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Account, Contact, Lead, Opportunity
 from models.base import utcnow
-from resolvers import editing, opportunity
+from resolvers import customization, editing, opportunity
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
 from resolvers.permissions import Viewer, readable
@@ -46,6 +46,18 @@ async def _reusable_account(session: AsyncSession, viewer: Viewer, name: str) ->
     return (await session.scalars(stmt)).first()
 
 
+async def _mapped_values(session: AsyncSession, lead: Lead) -> dict[str, list[tuple[str, Any]]]:
+    """The lead's custom values that its field definitions map onto the created records."""
+    mapped: dict[str, list[tuple[str, Any]]] = {"ACCOUNT": [], "CONTACT": [], "OPPORTUNITY": []}
+    for d in await customization.definitions(session, "LEAD"):
+        value = lead.custom_fields.get(d.key)
+        if value is None:
+            continue
+        for entity, key in (d.maps_to or {}).items():
+            mapped[entity].append((key, value))
+    return mapped
+
+
 async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, Any]) -> Conversion:
     """One transaction: any refusal raises and the caller rolls everything back."""
     lead = await editing.load_record_for_edit(session, viewer, "Lead", data["lead_id"], "leadId")
@@ -66,6 +78,7 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
     c.done()
     owner = to_global_id("User", assignee.id)
     description = lead.description
+    mapped = await _mapped_values(session, lead)
 
     if account is None and create_account:
         wanted: dict[str, Any] = data.get("account") or {}
@@ -75,7 +88,8 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
             account = await editing.create_record(
                 session, viewer, "Account",
                 {"name": name, "industry": wanted.get("industry") or lead.industry,
-                 "description": description, "assigned_to_id": owner},
+                 "description": description, "assigned_to_id": owner,
+                 "custom_fields": mapped["ACCOUNT"]},
                 root=("input", "account"),
             )
 
@@ -88,6 +102,7 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
                 "phone": lead.phone, "title": lead.title, "lead_source": lead.lead_source,
                 "description": description, "assigned_to_id": owner,
                 "account_id": to_global_id("Account", account.id) if account else None,
+                "custom_fields": mapped["CONTACT"],
             },
             root=("input", "contact"),
         )
@@ -108,6 +123,7 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
                 "contact_id": to_global_id("Contact", contact.id) if contact else None,
                 "campaign_id": to_global_id("Campaign", lead.campaign_id)
                 if lead.campaign_id else None,
+                "custom_fields": mapped["OPPORTUNITY"],
             },
             root=("input", "opportunity"),
         )

@@ -10,7 +10,15 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from models import Contact, OpportunityContact, Quote, QuoteLine, SalesStage, StageChange
+from models import (
+    Contact,
+    CustomFieldDefinition,
+    OpportunityContact,
+    Quote,
+    QuoteLine,
+    SalesStage,
+    StageChange,
+)
 from resolvers import campaign
 from resolvers.pagination import Page, PageArgs, paginate_many
 from resolvers.permissions import Viewer
@@ -38,6 +46,9 @@ class Loaders:
         self.campaign_stats: DataLoader[int, campaign.CampaignStats] = DataLoader(
             self._campaign_stats
         )
+        self.custom_definitions: DataLoader[str, list[CustomFieldDefinition]] = DataLoader(
+            self._definitions
+        )
         self._relations: dict[Hashable, DataLoader[int, Page[Any]]] = {}
 
     def _visible_loader(self, type_name: str) -> Callable[[list[int]], Any]:
@@ -50,15 +61,21 @@ class Loaders:
 
         return load
 
+    async def _definitions(self, entities: list[str]) -> list[list[CustomFieldDefinition]]:
+        return await self._children(
+            CustomFieldDefinition, CustomFieldDefinition.entity, entities,
+            order=[CustomFieldDefinition.position, CustomFieldDefinition.id],
+        )
+
     async def _stages(self, keys: list[str]) -> list[SalesStage | None]:
         stages = {s.key: s for s in (await self.session.scalars(select(SalesStage))).all()}
         return [stages.get(k) for k in keys]
 
     async def _children(
-        self, model: Any, parent: Any, ids: list[int], *where: Any, order: Sequence[Any] = ()
+        self, model: Any, parent: Any, ids: Sequence[Any], *where: Any, order: Sequence[Any] = ()
     ) -> list[list[Any]]:
         stmt = select(model).where(parent.in_(ids), *where).order_by(*order)
-        grouped: dict[int, list[Any]] = defaultdict(list)
+        grouped: dict[Any, list[Any]] = defaultdict(list)
         for row in (await self.session.scalars(stmt)).all():
             grouped[getattr(row, parent.key)].append(row)
         return [grouped[i] for i in ids]
@@ -100,6 +117,7 @@ class Loaders:
         order: tuple[tuple[str, bool], ...] | None,
         args: PageArgs,
         spec: Hashable,
+        extra_sort: dict[str, Any] | None = None,
     ) -> Page[Any]:
         """A connection below each parent of a page, batched: one query per distinct `spec`
         (the relation and its arguments), whatever the number of parents."""
@@ -108,7 +126,7 @@ class Loaders:
         if loader is None:
             kind = KINDS[type_name]
             where = [*kind.visible(self.viewer), *conditions]
-            sort, signature = sort_keys(type_name, order)
+            sort, signature = sort_keys(type_name, order, extra_sort)
 
             async def load(parent_ids: list[int]) -> list[Page[Any]]:
                 pages = await paginate_many(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Opportunity, OpportunityContact, SalesStage, StageChange, User
 from models.base import utcnow
 from models.seed import BASE_CURRENCY
+from resolvers import customization, layout
 from resolvers.dates import local_date, today
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
@@ -52,6 +53,7 @@ class OpportunityFilter:
     is_closed: bool | None = None
     is_won: bool | None = None
     search: str | None = None
+    custom_fields: tuple[customization.CustomFilter, ...] | None = None
 
 
 def _ids(global_ids: tuple[str, ...], type_name: str) -> list[int]:
@@ -96,6 +98,29 @@ def filter_conditions(f: OpportunityFilter | None) -> list[ColumnElement[bool]]:
     if f.search:
         c.append(contains(f.search, Opportunity.name, Opportunity.number))
     return c
+
+
+async def conditions_for(
+    session: AsyncSession, f: OpportunityFilter | None
+) -> list[ColumnElement[bool]]:
+    """filter_conditions plus the custom-field filters, which need their definitions."""
+    conditions = filter_conditions(f)
+    if f is not None and f.custom_fields:
+        conditions += await customization.filter_conditions(
+            session, "OPPORTUNITY", f.custom_fields
+        )
+    return conditions
+
+
+async def custom_sorts(
+    session: AsyncSession, order: tuple[tuple[str, bool], ...] | None
+) -> dict[str, Any]:
+    """Sort expressions for the custom-field keys among the (field, descending) pairs."""
+    return {
+        name: await customization.sort_expression(session, "OPPORTUNITY", name)
+        for name, _ in order or ()
+        if name.startswith("cf_")
+    }
 
 
 def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
@@ -296,6 +321,7 @@ async def create_opportunity(
         "lostReason", data.get("lost_reason"), max_length=TEXT_LIMITS["lostReason"]
     )
     require_lost_reason(c, stage, None, lost_reason)
+    custom = await layout.customized(c, "OPPORTUNITY", {}, data, creating=True)
     c.done()
     assert name and close and stage and assignee
     opp = Opportunity(
@@ -306,7 +332,7 @@ async def create_opportunity(
         expected_close_date=close, type=kind, lead_source=source, next_step=next_step,
         description=description, sales_stage=stage.key, probability=stage.probability,
         probability_is_manual=False, amount_source="MANUAL", version=1,
-        assigned_to_id=assignee.id, created_by_id=viewer.user.id, custom_fields={},
+        assigned_to_id=assignee.id, created_by_id=viewer.user.id, custom_fields=custom,
     )
     session.add(opp)
     await session.flush()
@@ -382,6 +408,10 @@ async def update_opportunity(
     contact = None
     if "contact_id" in data:
         contact = await c.reference("contactId", "Contact", data["contact_id"])
+    if "custom_fields" in data or values:
+        values["custom_fields"] = await layout.customized(
+            c, "OPPORTUNITY", opp.custom_fields, data, creating=False
+        )
     c.done()
     # Look the stage up before changing anything: a query autoflushes, and a flushed change
     # no longer counts as modified for touch().

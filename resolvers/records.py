@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
     Account,
     Budget,
     Campaign,
+    ConfigurationChange,
     Contact,
     Lead,
     Opportunity,
@@ -83,10 +84,18 @@ KINDS: dict[str, Kind] = {
         User, lambda viewer: [true()], (User.username, User.full_name, User.email),
         {"NAME": User.username},
     ),
+    # The audit of configuration changes: admins only (the list refuses anyone else first).
+    "ConfigurationChange": Kind(
+        ConfigurationChange, lambda viewer: [true() if viewer.is_admin else false()], (),
+        {"CHANGED_AT": ConfigurationChange.changed_at},
+    ),
 }
 for _kind in KINDS.values():
-    _kind.order.setdefault("CREATED_AT", _kind.model.created_at)
-    _kind.order.setdefault("UPDATED_AT", getattr(_kind.model, "updated_at", _kind.model.created_at))
+    if hasattr(_kind.model, "created_at"):
+        _kind.order.setdefault("CREATED_AT", _kind.model.created_at)
+        _kind.order.setdefault(
+            "UPDATED_AT", getattr(_kind.model, "updated_at", _kind.model.created_at)
+        )
 
 
 async def get_visible(
@@ -131,11 +140,14 @@ def list_conditions(kind: Kind, f: ListFilter | None) -> list[ColumnElement[bool
 
 
 def sort_keys(
-    type_name: str, order: tuple[tuple[str, bool], ...] | None
+    type_name: str,
+    order: tuple[tuple[str, bool], ...] | None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[list[SortKey], str]:
-    """Sort keys for (field, descending) pairs, and the cursor signature they imply."""
+    """Sort keys for (field, descending) pairs, and the cursor signature they imply;
+    `extra` holds expressions for names beyond the type's fields (custom fields)."""
     order = order or (("CREATED_AT", False),)
-    fields = KINDS[type_name].order
+    fields = {**KINDS[type_name].order, **(extra or {})}
     keys = [SortKey(fields[name], desc) for name, desc in order]
     return keys, type_name + ":" + ",".join(f"{n}{'-' if d else '+'}" for n, d in order)
 
@@ -149,9 +161,10 @@ async def list_records(
     order: tuple[tuple[str, bool], ...] | None,
     default_size: int,
     max_size: int,
+    extra_sort: dict[str, Any] | None = None,
 ) -> Page[Any]:
     """A page of visible records of one type matching `conditions`, in `order` then id."""
     kind = KINDS[type_name]
-    keys, signature = sort_keys(type_name, order)
+    keys, signature = sort_keys(type_name, order, extra_sort)
     where = [*kind.visible(viewer), *conditions]
     return await paginate(session, kind.model, where, keys, signature, args, default_size, max_size)

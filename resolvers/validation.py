@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -15,6 +16,7 @@ from resolvers.ids import pk_of
 from resolvers.permissions import Viewer
 
 MAX_MONEY = Decimal("9999999999999999.99")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Path = Sequence[str]
 FieldPath = str | Sequence[str]  # a field name, or a path below the root for nested input
 

@@ -9,14 +9,18 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from schema.account import AccountQuery
+from schema.audit import AuditQuery
 from schema.budget import BudgetQuery
 from schema.campaign import CampaignQuery
 from schema.contact import ContactQuery
+from schema.customization import CustomizationQuery
 from schema.forecast import ForecastQuery
 from schema.lead import LeadQuery
 from schema.mutations.budget import BudgetMutation
+from schema.mutations.customization import CustomizationMutation
 from schema.mutations.lead import LeadMutation
 from schema.mutations.opportunity import OpportunityMutation
+from schema.mutations.picklist import PicklistMutation
 from schema.mutations.quote import QuoteMutation
 from schema.mutations.records import RecordMutation
 from schema.node import NodeQuery
@@ -42,12 +46,15 @@ Query = merge_types(
         PicklistQuery,
         BudgetQuery,
         ForecastQuery,
+        AuditQuery,
+        CustomizationQuery,
     ),
 )
 
 Mutation = merge_types(
     "Mutation",
-    (OpportunityMutation, LeadMutation, QuoteMutation, RecordMutation, BudgetMutation),
+    (OpportunityMutation, LeadMutation, QuoteMutation, RecordMutation, BudgetMutation,
+     PicklistMutation, CustomizationMutation),
 )
 
 

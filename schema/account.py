@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 import models
-from resolvers import opportunity as deal_rules
 from schema.common import RecordOrder, list_filter, related, relation, root_list
 from schema.context import Info
-from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder
+from schema.customization import Customizable
+from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
 from schema.relay import Connection, Node, node_id, order_pairs, page_args, rows_of
 from schema.user import User
 
@@ -24,7 +24,7 @@ Parent = strawberry.Parent[models.Account]
 
 
 @strawberry.type(description="A customer company (Azienda).")
-class Account(Node):
+class Account(Node, Customizable):
     is_type_of = rows_of(models.Account)
     id: strawberry.ID = node_id("Account")
     number: str
@@ -58,11 +58,10 @@ class Account(Node):
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
     ) -> Connection[Opportunity]:
-        rules = filter.to_rules() if filter else None
+        conditions, order, extra_sort, spec = await deal_list(info, filter, order_by)
         return await relation(
             info, "Opportunity", models.Opportunity.account_id, root.id,
-            page_args(first, after, last, before), order_pairs(order_by),
-            deal_rules.filter_conditions(rules), rules,
+            page_args(first, after, last, before), order, conditions, spec, extra_sort,
         )
 
     @strawberry.field

@@ -9,11 +9,10 @@ import strawberry
 
 import models
 from resolvers import campaign as rules
-from resolvers import opportunity as deal_rules
 from schema.common import RecordOrder, list_filter, related, relation, root_list
 from schema.context import Info
-from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder
-from schema.relay import Connection, Node, node_id, order_pairs, page_args, rows_of
+from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
+from schema.relay import Connection, Node, node_id, page_args, rows_of
 from schema.user import User
 
 Parent = strawberry.Parent[models.Campaign]
@@ -78,11 +77,10 @@ class Campaign(Node):
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
     ) -> Connection[Opportunity]:
-        f = filter.to_rules() if filter else None
+        conditions, order, extra_sort, spec = await deal_list(info, filter, order_by)
         return await relation(
             info, "Opportunity", models.Opportunity.campaign_id, root.id,
-            page_args(first, after, last, before), order_pairs(order_by),
-            deal_rules.filter_conditions(f), f,
+            page_args(first, after, last, before), order, conditions, spec, extra_sort,
         )
 
 

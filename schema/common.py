@@ -43,10 +43,11 @@ async def relation(
     order: tuple[tuple[str, bool], ...] | None,
     conditions: list[Any] | None = None,
     spec: Hashable = None,
+    extra_sort: dict[str, Any] | None = None,
 ) -> Connection[Any]:
     """A connection below one parent, batched with its siblings on the page."""
     page = await info.context.loaders.relation_page(
-        type_name, parent_column, parent_id, conditions or [], order, args, spec
+        type_name, parent_column, parent_id, conditions or [], order, args, spec, extra_sort
     )
     return Connection(page=page)
 
@@ -57,12 +58,13 @@ async def root_list(
     args: PageArgs,
     conditions: list[Any],
     order_by: list[Any] | None,
+    extra_sort: dict[str, Any] | None = None,
 ) -> Connection[Any]:
     """A root connection of visible records matching `conditions`."""
     ctx = info.context
     page = await records.list_records(
         ctx.session, ctx.viewer, type_name, args, conditions, order_pairs(order_by),
-        ctx.default_page_size, ctx.max_page_size,
+        ctx.default_page_size, ctx.max_page_size, extra_sort,
     )
     return Connection(page=page)
 

@@ -11,6 +11,7 @@ import models
 from resolvers.ids import pk_of
 from schema.common import RecordOrder, list_filter, related, root_list
 from schema.context import Info
+from schema.customization import Customizable
 from schema.relay import Connection, Node, node_id, page_args, rows_of
 from schema.user import User
 
@@ -21,7 +22,7 @@ Parent = strawberry.Parent[models.Contact]
 
 
 @strawberry.type
-class Contact(Node):
+class Contact(Node, Customizable):
     is_type_of = rows_of(models.Contact)
     id: strawberry.ID = node_id("Contact")
     number: str

@@ -10,6 +10,7 @@ import strawberry
 import models
 from schema.common import RecordOrder, list_filter, related, root_list
 from schema.context import Info
+from schema.customization import Customizable
 from schema.relay import Connection, Node, node_id, page_args, rows_of
 from schema.user import User
 
@@ -23,7 +24,7 @@ Parent = strawberry.Parent[models.Lead]
 
 
 @strawberry.type
-class Lead(Node):
+class Lead(Node, Customizable):
     is_type_of = rows_of(models.Lead)
     id: strawberry.ID = node_id("Lead")
     number: str

@@ -14,8 +14,17 @@ from resolvers import opportunity as rules
 from resolvers.money import weighted
 from schema.common import related, root_list
 from schema.context import Info
+from schema.customization import CustomFieldFilter, Customizable
 from schema.picklist import ForecastCategory, SalesStage
-from schema.relay import Connection, Node, OrderDirection, node_id, page_args, rows_of
+from schema.relay import (
+    Connection,
+    Node,
+    OrderDirection,
+    node_id,
+    order_pairs,
+    page_args,
+    rows_of,
+)
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -40,7 +49,7 @@ async def _stage(root: models.Opportunity, info: Info) -> models.SalesStage:
 
 
 @strawberry.type(description="A deal: a live negotiation with a customer.")
-class Opportunity(Node):
+class Opportunity(Node, Customizable):
     is_type_of = rows_of(models.Opportunity)
     id: strawberry.ID = node_id("Opportunity")
     number: str
@@ -222,6 +231,9 @@ class OpportunityFilter:
     search: str | None = strawberry.field(
         default=None, description="Case-insensitive match on name and number."
     )
+    custom_fields: list[CustomFieldFilter] | None = strawberry.field(
+        default=None, description="Conditions on custom fields (AND)."
+    )
 
     def to_rules(self) -> rules.OpportunityFilter:
         def tup(values: list[Any] | None) -> tuple[str, ...] | None:
@@ -245,6 +257,8 @@ class OpportunityFilter:
             is_closed=self.is_closed,
             is_won=self.is_won,
             search=self.search,
+            custom_fields=None if self.custom_fields is None
+            else tuple(c.to_rules() for c in self.custom_fields),
         )
 
 
@@ -257,12 +271,28 @@ class OpportunityOrderField(Enum):
     WEIGHTED_AMOUNT = "WEIGHTED_AMOUNT"
     CREATED_AT = "CREATED_AT"
     UPDATED_AT = "UPDATED_AT"
+    CUSTOM_FIELD = "CUSTOM_FIELD"
 
 
 @strawberry.input
 class OpportunityOrder:
     field: OpportunityOrderField
     direction: OrderDirection = OrderDirection.ASC
+    custom_field_key: str | None = strawberry.field(
+        default=None, description="With field CUSTOM_FIELD: the key (unset values first)."
+    )
+
+
+async def deal_list(
+    info: Info, filter: OpportunityFilter | None, order_by: list[OpportunityOrder] | None
+) -> tuple[list[Any], tuple[tuple[str, bool], ...] | None, dict[str, Any], Any]:
+    """Conditions, order, custom sort expressions and batching spec of a deal list."""
+    session = info.context.session
+    f = filter.to_rules() if filter else None
+    order = order_pairs(order_by)
+    return (
+        await rules.conditions_for(session, f), order, await rules.custom_sorts(session, order), f
+    )
 
 
 @strawberry.type
@@ -278,7 +308,8 @@ class OpportunityQuery:
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
     ) -> Connection[Opportunity]:
-        conditions = rules.filter_conditions(filter.to_rules() if filter else None)
+        conditions, _, extra_sort, _ = await deal_list(info, filter, order_by)
         return await root_list(
-            info, "Opportunity", page_args(first, after, last, before), conditions, order_by
+            info, "Opportunity", page_args(first, after, last, before), conditions, order_by,
+            extra_sort,
         )

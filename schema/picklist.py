@@ -28,7 +28,10 @@ class SalesStage:
     key: str
     name: str
     position: int
-    probability: Decimal
+    probability: Decimal = strawberry.field(
+        description="The default probability of deals entering the stage. Changing it leaves "
+        "existing deals as they are; a won stage is always 100, a lost one 0."
+    )
     is_closed: bool
     is_won: bool
     is_active: bool

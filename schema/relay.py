@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
+from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
 from resolvers.pagination import Page, PageArgs
 
@@ -90,4 +91,12 @@ def order_pairs(order_by: list[Any] | None) -> tuple[tuple[str, bool], ...] | No
     """(field name, descending) pairs from a list of `*Order` inputs."""
     if not order_by:
         return None
-    return tuple((o.field.value, o.direction == OrderDirection.DESC) for o in order_by)
+    pairs = []
+    for o in order_by:
+        name = o.field.value
+        if name == "CUSTOM_FIELD":
+            name = getattr(o, "custom_field_key", None)
+            if not name:
+                raise RequestError("Ordering by CUSTOM_FIELD needs a customFieldKey.")
+        pairs.append((name, o.direction == OrderDirection.DESC))
+    return tuple(pairs)

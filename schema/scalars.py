@@ -1,11 +1,15 @@
-"""Scalars: Decimal accepts a string or a number without going through binary floats."""
+"""Scalars: Decimal accepts a string or a number without going through binary floats; JSON
+carries any JSON value (the audit's before/after)."""
 
 from __future__ import annotations
 
 import decimal
 from typing import Any
 
+from strawberry.scalars import JSON
 from strawberry.types.scalar import ScalarDefinition
+
+__all__ = ["DECIMAL", "JSON", "JSON_SCALAR", "SCALAR_MAP"]
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
@@ -31,4 +35,21 @@ DECIMAL = ScalarDefinition(
     origin=decimal.Decimal,
 )
 
-SCALAR_MAP: dict[object, ScalarDefinition] = {decimal.Decimal: DECIMAL}
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# Strawberry's own `JSON` NewType, so that every module annotating a field with JSON (this
+# one or strawberry.scalars') gets this one definition.
+JSON_SCALAR = ScalarDefinition(
+    name="JSON",
+    description="Any JSON value: an object, a list, a string, a number, a boolean or null.",
+    specified_by_url=None,
+    serialize=_identity,
+    parse_value=_identity,
+    parse_literal=None,
+    origin=JSON,  # type: ignore[arg-type]
+)
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {decimal.Decimal: DECIMAL, JSON: JSON_SCALAR}

@@ -10,6 +10,7 @@ import strawberry
 from resolvers import opportunity as rules
 from resolvers.ids import to_global_id
 from schema.context import Info
+from schema.customization import CustomFieldInput
 from schema.mutations.base import UserError, given, mutate, provided
 from schema.opportunity import Opportunity
 
@@ -39,6 +40,9 @@ class CreateOpportunityInput:
     )
     lost_reason: str | None = UNSET
     description: str | None = UNSET
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input
@@ -63,6 +67,9 @@ class UpdateOpportunityInput:
     )
     lost_reason: str | None = UNSET
     description: str | None = UNSET
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input

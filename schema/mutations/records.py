@@ -13,6 +13,7 @@ from schema.account import Account
 from schema.campaign import Campaign
 from schema.contact import Contact
 from schema.context import Info
+from schema.customization import CustomFieldInput
 from schema.lead import Lead
 from schema.mutations.base import UserError, mutate, provided
 from schema.product import Product
@@ -50,6 +51,9 @@ class CreateAccountInput:
     employees: int | None = UNSET
     description: str | None = UNSET
     assigned_to_id: strawberry.ID | None = OWNER
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input
@@ -66,6 +70,9 @@ class UpdateAccountInput:
     employees: int | None = UNSET
     description: str | None = UNSET
     assigned_to_id: strawberry.ID | None = UNSET
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input
@@ -79,6 +86,9 @@ class CreateContactInput:
     account_id: strawberry.ID | None = UNSET
     description: str | None = UNSET
     assigned_to_id: strawberry.ID | None = OWNER
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input
@@ -93,6 +103,9 @@ class UpdateContactInput:
     account_id: strawberry.ID | None = UNSET
     description: str | None = UNSET
     assigned_to_id: strawberry.ID | None = UNSET
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input
@@ -109,6 +122,9 @@ class CreateLeadInput:
     campaign_id: strawberry.ID | None = UNSET
     description: str | None = UNSET
     assigned_to_id: strawberry.ID | None = OWNER
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input
@@ -126,6 +142,9 @@ class UpdateLeadInput:
     campaign_id: strawberry.ID | None = UNSET
     description: str | None = UNSET
     assigned_to_id: strawberry.ID | None = UNSET
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Custom field values; those left out stay as they are."
+    )
 
 
 @strawberry.input

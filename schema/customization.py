@@ -1,0 +1,224 @@
+"""Custom fields and layouts: definitions, values on records, forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from strawberry.scalars import JSON
+
+import models
+from resolvers import customization as rules
+from resolvers import layout as layouts
+from schema.common import related
+from schema.context import Info
+from schema.user import User
+
+
+@strawberry.enum
+class CustomizableEntity(Enum):
+    OPPORTUNITY = "OPPORTUNITY"
+    ACCOUNT = "ACCOUNT"
+    CONTACT = "CONTACT"
+    LEAD = "LEAD"
+
+
+@strawberry.enum(description="What a field holds; REFERENCE is a standard link to a record.")
+class FieldType(Enum):
+    TEXT = "TEXT"
+    TEXTAREA = "TEXTAREA"
+    INTEGER = "INTEGER"
+    DECIMAL = "DECIMAL"
+    CURRENCY = "CURRENCY"
+    PERCENT = "PERCENT"
+    DATE = "DATE"
+    DATETIME = "DATETIME"
+    BOOLEAN = "BOOLEAN"
+    EMAIL = "EMAIL"
+    URL = "URL"
+    PHONE = "PHONE"
+    PICKLIST = "PICKLIST"
+    MULTI_PICKLIST = "MULTI_PICKLIST"
+    REFERENCE = "REFERENCE"
+
+
+@strawberry.type(description="A custom field's value on a record, typed by its definition.")
+class CustomFieldValue:
+    key: str
+    label: str
+    value: JSON | None = strawberry.field(
+        description="A string (text, decimals as \"12.50\", dates, instants), an integer, "
+        "a boolean, a list of options, or null."
+    )
+
+    @strawberry.field
+    @staticmethod
+    def type(root: strawberry.Parent[rules.Value]) -> FieldType:
+        return FieldType(root.type)
+
+
+@strawberry.interface(description="A record with admin-defined custom fields.")
+class Customizable:
+    @strawberry.field(description="The active custom fields, in order; value null when unset.")
+    @staticmethod
+    async def custom_fields(root: strawberry.Parent[Any], info: Info) -> list[CustomFieldValue]:
+        entity = rules.ENTITY_OF_TYPE[type(root).__name__]
+        defs = await info.context.loaders.custom_definitions.load(entity)
+        return rules.values(defs, root.custom_fields)  # type: ignore[return-value]
+
+    @strawberry.field(description="One custom field by key; null for an unknown key.")
+    @staticmethod
+    async def custom_field(
+        root: strawberry.Parent[Any], info: Info, key: str
+    ) -> CustomFieldValue | None:
+        entity = rules.ENTITY_OF_TYPE[type(root).__name__]
+        defs = await info.context.loaders.custom_definitions.load(entity)
+        found = [v for v in rules.values(defs, root.custom_fields) if v.key == key]
+        return found[0] if found else None  # type: ignore[return-value]
+
+
+@strawberry.input(description="A custom field's new value (null clears it).")
+class CustomFieldInput:
+    key: str
+    value: JSON | None = None
+
+
+@strawberry.input(description="Conditions on one custom field; every given one must hold.")
+class CustomFieldFilter:
+    key: str
+    eq: JSON | None = None
+    in_: list[JSON] | None = strawberry.field(default=None, name="in")
+    min: JSON | None = strawberry.field(default=None, description="Numbers, dates, instants.")
+    max: JSON | None = None
+    contains: str | None = strawberry.field(
+        default=None, description="Text: case-insensitive substring; multi-picklist: option."
+    )
+    is_null: bool | None = None
+
+    def to_rules(self) -> rules.CustomFilter:
+        return rules.CustomFilter(
+            key=self.key, eq=self.eq, in_=None if self.in_ is None else tuple(self.in_),
+            min=self.min, max=self.max, contains=self.contains, is_null=self.is_null,
+        )
+
+
+@strawberry.type
+class CustomFieldMapping:
+    entity: CustomizableEntity
+    key: str
+
+
+@strawberry.type(description="A custom field an admin added to an entity.")
+class CustomFieldDefinition:
+    key: str
+    label: str
+    required: bool
+    options: list[str] | None
+    default_value: JSON | None
+    help_text: str | None
+    is_active: bool
+    position: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @strawberry.field
+    @staticmethod
+    def entity(root: strawberry.Parent[models.CustomFieldDefinition]) -> CustomizableEntity:
+        return CustomizableEntity(root.entity)
+
+    @strawberry.field
+    @staticmethod
+    def type(root: strawberry.Parent[models.CustomFieldDefinition]) -> FieldType:
+        return FieldType(root.type)
+
+    @strawberry.field(description="Lead fields: what conversion copies the value into.")
+    @staticmethod
+    def maps_to(root: strawberry.Parent[models.CustomFieldDefinition]) -> list[CustomFieldMapping]:
+        return [
+            CustomFieldMapping(entity=CustomizableEntity(e), key=k)
+            for e, k in sorted((root.maps_to or {}).items())
+        ]
+
+    @strawberry.field
+    @staticmethod
+    async def updated_by(
+        root: strawberry.Parent[models.CustomFieldDefinition], info: Info
+    ) -> User:
+        return await related(info, "User", root.updated_by_id)  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="A field of a form, standard or custom.")
+class LayoutField:
+    key: str = strawberry.field(description="The GraphQL field name, or a custom field key.")
+    label: str
+    required: bool
+    visible: bool
+    read_only: bool
+    options: list[str] | None = strawberry.field(
+        description="Picklist fields: the active keys (custom: the options)."
+    )
+    help_text: str | None
+    is_custom: bool
+    type: FieldType
+
+
+@strawberry.type
+class LayoutBlock:
+    label: str
+    fields: list[LayoutField]
+
+
+@strawberry.type(description="An entity's form, as the admin arranged it.")
+class Layout:
+    entity: CustomizableEntity
+    blocks: list[LayoutBlock]
+
+
+async def render(info: Info, entity: str, blocks: list[layouts.Block]) -> Layout:
+    """Layout blocks for clients, with the active keys of standard picklists as options."""
+    session = info.context.session
+    active: dict[str, list[str]] = {}
+    rows = await session.execute(
+        select(models.PicklistValue.picklist, models.PicklistValue.key)
+        .where(models.PicklistValue.is_active.is_(True))
+        .order_by(models.PicklistValue.position)
+    )
+    for name, key in rows:
+        active.setdefault(name, []).append(key)
+    stages = await session.execute(
+        select(models.SalesStage.key).where(models.SalesStage.is_active.is_(True))
+        .order_by(models.SalesStage.position)
+    )
+    active["salesStage"] = [key for (key,) in stages]
+
+    def field(f: layouts.FieldSpec) -> LayoutField:
+        options = list(f.options) if f.options else active.get(f.picklist or "")
+        return LayoutField(
+            key=f.key, label=f.label, required=f.required, visible=f.visible,
+            read_only=f.read_only, options=options, help_text=f.help_text, is_custom=f.custom,
+            type=FieldType(f.type),
+        )
+
+    return Layout(
+        entity=CustomizableEntity(entity),
+        blocks=[LayoutBlock(label=b.label, fields=[field(f) for f in b.fields]) for b in blocks],
+    )
+
+
+@strawberry.type
+class CustomizationQuery:
+    @strawberry.field
+    async def custom_field_definitions(
+        self, info: Info, entity: CustomizableEntity, include_inactive: bool = False
+    ) -> list[CustomFieldDefinition]:
+        return await rules.definitions(  # type: ignore[return-value]
+            info.context.session, entity.value, include_inactive
+        )
+
+    @strawberry.field(description="The form of an entity: blocks of fields, in order.")
+    async def layout(self, info: Info, entity: CustomizableEntity) -> Layout:
+        return await render(info, entity.value, await layouts.layout(info.context.session,
+                                                                     entity.value))

@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 SHARED = REPO.parent / "shared"
-PIPELINE_QUERY = SHARED / "queries" / "pipeline.graphql"
+PIPELINE_QUERY = REPO / "tests" / "queries" / "pipeline.graphql"  # a copy of shared/queries
 PEER_LOAD = SHARED / "peer" / "load.sh"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 

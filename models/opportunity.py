@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, Money, Percent, UTCDateTime, utcnow
 from models.mixins import Record
@@ -79,6 +79,8 @@ class OpportunityContact(Base):
     role: Mapped[str | None] = mapped_column(String(64))
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # One-way, for writing links of a deal not yet flushed; never loaded.
+    opportunity: Mapped[Opportunity] = relationship(lazy="raise")
 
 
 class StageChange(Base):
@@ -97,3 +99,5 @@ class StageChange(Base):
     changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
+    # One-way, so that the history of a deal not yet flushed is written with it.
+    opportunity: Mapped[Opportunity] = relationship(lazy="raise")

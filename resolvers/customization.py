@@ -22,6 +22,7 @@ from models import Account, Contact, CustomFieldDefinition, Lead, Opportunity
 from models.base import utcnow
 from models.customization import FIELD_TYPES
 from resolvers.audit import record_change
+from resolvers.cache import cached, forget
 from resolvers.errors import ErrorCode, RequestError
 from resolvers.permissions import Viewer
 from resolvers.text import escape_like
@@ -46,11 +47,15 @@ def key_from_label(label: str) -> str:
 async def definitions(
     session: AsyncSession, entity: str, include_inactive: bool = False
 ) -> list[CustomFieldDefinition]:
-    stmt = select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity)
-    if not include_inactive:
-        stmt = stmt.where(CustomFieldDefinition.is_active.is_(True))
-    stmt = stmt.order_by(CustomFieldDefinition.position, CustomFieldDefinition.id)
-    return list((await session.scalars(stmt)).all())
+    """An entity's field definitions in order (cached for the session)."""
+
+    async def load() -> list[CustomFieldDefinition]:
+        stmt = select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity)
+        stmt = stmt.order_by(CustomFieldDefinition.position, CustomFieldDefinition.id)
+        return list((await session.scalars(stmt)).all())
+
+    every = await cached(session, ("definitions", entity), load)
+    return every if include_inactive else [d for d in every if d.is_active]
 
 
 async def definition(
@@ -304,6 +309,7 @@ async def create_definition(
     c.done()
     session.add(d)
     await session.flush()
+    forget(session)
     record_change(session, viewer, "CUSTOM_FIELD", entity, key, "CREATE", None, _snapshot(d))
     return d
 
@@ -332,6 +338,7 @@ async def update_definition(
     c.done()
     d.updated_at, d.updated_by_id = utcnow(), viewer.user.id
     await session.flush()
+    forget(session)
     record_change(session, viewer, "CUSTOM_FIELD", d.entity, d.key, "UPDATE", before, _snapshot(d))
     return d
 
@@ -346,6 +353,7 @@ async def set_active(
         d.is_active = active
         d.updated_at, d.updated_by_id = utcnow(), viewer.user.id
         await session.flush()
+        forget(session)
         record_change(session, viewer, "CUSTOM_FIELD", entity, key,
                       "ACTIVATE" if active else "DEACTIVATE", before, _snapshot(d))
     return d

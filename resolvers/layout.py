@@ -13,6 +13,7 @@ from models import Layout
 from models.base import utcnow
 from resolvers import customization
 from resolvers.audit import record_change
+from resolvers.cache import cached, forget
 from resolvers.errors import ErrorCode
 from resolvers.permissions import Viewer
 from resolvers.validation import Checker
@@ -172,11 +173,16 @@ async def layout(session: AsyncSession, entity: str) -> list[Block]:
 
 
 async def required(session: AsyncSession, entity: str) -> list[FieldSpec]:
-    """Writable fields a create must fill (standard ones made mandatory, required custom)."""
-    return [
-        f for block in await layout(session, entity) for f in block.fields
-        if f.required and not f.read_only
-    ]
+    """Writable fields a create must fill (standard ones made mandatory, required custom);
+    cached for the session."""
+
+    async def load() -> list[FieldSpec]:
+        return [
+            f for block in await layout(session, entity) for f in block.fields
+            if f.required and not f.read_only
+        ]
+
+    return await cached(session, ("required", entity), load)
 
 
 async def enforce(c: Checker, entity: str, data: dict[str, Any], creating: bool) -> None:
@@ -251,6 +257,7 @@ async def update_layout(
     else:
         stored.blocks, stored.updated_at, stored.updated_by_id = cleaned, utcnow(), viewer.user.id
     await session.flush()
+    forget(session)
     record_change(session, viewer, "LAYOUT", entity, None, "UPDATE", before, cleaned)
     return await layout(session, entity)
 

@@ -128,6 +128,7 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
             root=("input", "opportunity"),
         )
 
+    await session.flush()  # ids for the lead's links
     # The guard against a concurrent conversion of the same lead: only one UPDATE matches.
     marked = await session.execute(
         update(Lead)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -229,7 +230,7 @@ def apply_stage(
     opp.stage_changed_at = now
     session.add(
         StageChange(
-            opportunity_id=opp.id, from_stage=from_stage, to_stage=stage.key, amount=opp.amount,
+            opportunity=opp, from_stage=from_stage, to_stage=stage.key, amount=opp.amount,
             probability=opp.probability, expected_close_date=opp.expected_close_date,
             changed_by_id=actor.id, changed_at=now, note=note,
         )
@@ -263,25 +264,26 @@ async def set_primary_contact(
     keep_role: bool = True,
 ) -> bool:
     """Make `contact_id` the primary contact (None: no primary); returns whether it changed."""
-    links = (
-        await session.scalars(
-            select(OpportunityContact).where(OpportunityContact.opportunity_id == opp.id)
-        )
-    ).all()
+    links: Sequence[OpportunityContact] = []
+    if opp.id is not None:  # a deal not yet flushed has no links
+        links = (
+            await session.scalars(
+                select(OpportunityContact).where(OpportunityContact.opportunity_id == opp.id)
+            )
+        ).all()
     changed = False
     for link in links:
         if link.is_primary and link.contact_id != contact_id:
             link.is_primary = False
             changed = True
-    await session.flush()  # the partial unique index allows one primary at a time
+    if changed:
+        await session.flush()  # the partial unique index allows one primary at a time
     if contact_id is None:
         return changed
     existing = next((ln for ln in links if ln.contact_id == contact_id), None)
     if existing is None:
         session.add(
-            OpportunityContact(
-                opportunity_id=opp.id, contact_id=contact_id, role=role, is_primary=True
-            )
+            OpportunityContact(opportunity=opp, contact_id=contact_id, role=role, is_primary=True)
         )
         return True
     if not keep_role and existing.role != role:
@@ -335,15 +337,13 @@ async def create_opportunity(
         assigned_to_id=assignee.id, created_by_id=viewer.user.id, custom_fields=custom,
     )
     session.add(opp)
-    await session.flush()
     apply_stage(
         session, opp, stage, viewer.user, probability=probability, lost_reason=lost_reason,
         initial=True,
     )
     if contact is not None:
         await set_primary_contact(session, opp, contact.id)
-    await session.flush()
-    return opp
+    return opp  # written at the next flush (an import flushes a batch at once)
 
 
 async def update_opportunity(

@@ -230,6 +230,7 @@ def _stage_settings(
     won = data.get("is_won")
     is_closed = closed if closed is not None else (current.is_closed if current else False)
     is_won = won if won is not None else (current.is_won if current else False)
+    problems = len(c.errors)
     if is_won and not is_closed:
         field = "isWon" if won is not None else "isClosed"
         c.fail(field, "A won stage is also closed: set isClosed: true with isWon: true.",
@@ -240,7 +241,8 @@ def _stage_settings(
         c.required("probability", None)
     if state in CLOSED_PROBABILITY:
         fixed = CLOSED_PROBABILITY[state]
-        if probability is not None and probability != fixed:
+        valid = len(c.errors) == problems  # nothing said about it yet
+        if valid and probability is not None and probability != fixed:
             c.fail(
                 "probability",
                 f"A {STATE_WORDS[state]} stage's probability is always {fixed:.0f}; "
@@ -258,8 +260,8 @@ def _stage_settings(
     if "forecast_category" in data and category is None and current is not None:
         c.required("forecastCategory", None)
     if category is None:
-        changed_state = current is None or _state(current.is_closed, current.is_won) != state
-        category = DEFAULT_CATEGORY[state] if changed_state else current.forecast_category
+        same_state = current is not None and _state(current.is_closed, current.is_won) == state
+        category = current.forecast_category if current and same_state else DEFAULT_CATEGORY[state]
     return StageSettings(probability, category, is_closed, is_won)
 
 

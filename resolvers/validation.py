@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Currency, PicklistValue, SalesStage, User
+from resolvers.cache import cached, store
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import pk_of
 from resolvers.permissions import Viewer
@@ -108,23 +109,15 @@ class Checker:
         key = key.strip() if isinstance(key, str) else None
         if not key:
             return None
-        in_list = PicklistValue.picklist == name
-        stmt = select(PicklistValue).where(in_list, PicklistValue.key == key)
-        value = (await self.session.scalars(stmt)).first()
-        if value is None:
-            keys = (
-                await self.session.scalars(
-                    select(PicklistValue.key)
-                    .where(PicklistValue.picklist == name, PicklistValue.is_active.is_(True))
-                    .order_by(PicklistValue.position)
-                )
-            ).all()
+        values = await picklist_values(self.session, name)
+        if key not in values:
+            active = ", ".join(k for k, on in values.items() if on)
             self.fail(
-                field, f"{key!r} is not a value of {name}; use one of: {', '.join(keys)}.",
+                field, f"{key!r} is not a value of {name}; use one of: {active}.",
                 ErrorCode.INVALID,
             )
             return None
-        if not value.is_active:
+        if not values[key]:
             self.fail(field, f"{key!r} is no longer an active value of {name}.", ErrorCode.INACTIVE)
             return None
         return key
@@ -137,18 +130,12 @@ class Checker:
             if required:
                 self.fail(field, "A sales stage is required.", ErrorCode.REQUIRED)
             return None
-        stage = await self.session.get(SalesStage, key)
+        stages = await all_stages(self.session)
+        stage = stages.get(key)
         if stage is None:
-            keys = (
-                await self.session.scalars(
-                    select(SalesStage.key)
-                    .where(SalesStage.is_active.is_(True))
-                    .order_by(SalesStage.position)
-                )
-            ).all()
+            active = ", ".join(k for k, s in stages.items() if s.is_active)
             self.fail(
-                field, f"{key!r} is not a sales stage; use one of: {', '.join(keys)}.",
-                ErrorCode.INVALID,
+                field, f"{key!r} is not a sales stage; use one of: {active}.", ErrorCode.INVALID
             )
             return None
         if not stage.is_active:
@@ -160,14 +147,17 @@ class Checker:
         code = code.strip().upper() if isinstance(code, str) else None
         if not code:
             return None
-        if await self.session.get(Currency, code) is None:
-            stmt = select(Currency.code).order_by(Currency.code)
-            codes = (await self.session.scalars(stmt)).all()
+        codes = await cached(self.session, "currencies", self._currency_codes)
+        if code not in codes:
             self.fail(
                 field, f"Unknown currency {code!r}; known: {', '.join(codes)}.", ErrorCode.INVALID
             )
             return None
         return code
+
+    async def _currency_codes(self) -> list[str]:
+        stmt = select(Currency.code).order_by(Currency.code)
+        return list((await self.session.scalars(stmt)).all())
 
     async def reference(self, field: FieldPath, type_name: str, global_id: str | None) -> Any:
         """The record a `...Id` input names, if the viewer may see it; NOT_FOUND otherwise."""
@@ -176,11 +166,14 @@ class Checker:
         if global_id is None:
             return None
         pk = pk_of(global_id, type_name)
-        record = None
-        if pk is not None:
+        known = store(self.session).setdefault("records", {})
+        record = known.get((type_name, pk))
+        if record is None and pk is not None:
             kind = KINDS[type_name]
             stmt = select(kind.model).where(kind.model.id == pk, *kind.visible(self.viewer))
             record = (await self.session.scalars(stmt)).first()
+            if record is not None:
+                known[(type_name, pk)] = record
         if record is None:
             self.fail(field, f"No {type_name.lower()} with id {global_id!r}.", ErrorCode.NOT_FOUND)
         return record
@@ -200,6 +193,38 @@ class Checker:
             )
             return None
         return user
+
+
+def remember(session: AsyncSession, type_name: str, records: Sequence[Any]) -> None:
+    """Records the viewer may see, looked up in bulk, so that references to them in many
+    rows cost no query (imports)."""
+    known = store(session).setdefault("records", {})
+    for record in records:
+        known[(type_name, record.id)] = record
+
+
+async def picklist_values(session: AsyncSession, name: str) -> dict[str, bool]:
+    """{key: is_active} of a picklist, in order (cached for the session)."""
+
+    async def load() -> dict[str, bool]:
+        stmt = (
+            select(PicklistValue.key, PicklistValue.is_active)
+            .where(PicklistValue.picklist == name)
+            .order_by(PicklistValue.position)
+        )
+        return {key: active for key, active in await session.execute(stmt)}
+
+    return await cached(session, ("picklist", name), load)
+
+
+async def all_stages(session: AsyncSession) -> dict[str, SalesStage]:
+    """Sales stages by key, in order (cached for the session)."""
+
+    async def load() -> dict[str, SalesStage]:
+        stmt = select(SalesStage).order_by(SalesStage.position)
+        return {s.key: s for s in (await session.scalars(stmt)).all()}
+
+    return await cached(session, "stages", load)
 
 
 def _label(field: FieldPath) -> str:

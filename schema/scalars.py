@@ -49,7 +49,7 @@ JSON_SCALAR = ScalarDefinition(
     serialize=_identity,
     parse_value=_identity,
     parse_literal=None,
-    origin=JSON,  # type: ignore[arg-type]
+    origin=JSON,
 )
 
 SCALAR_MAP: dict[object, ScalarDefinition] = {decimal.Decimal: DECIMAL, JSON: JSON_SCALAR}

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
+from resolvers.cache import forget
 from resolvers.errors import ErrorCode, ValidationFailed
 from resolvers.tx import begin_write
 from schema.context import Info
@@ -44,15 +45,19 @@ async def mutate(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | None
     context = info.context
     session = context.session
     await begin_write(session)
+    forget(session)  # reference data is read afresh by every write
     try:
         result = await work()
         await session.commit()
     except ValidationFailed as refused:
+        forget(session)
         await session.rollback()
         errors = [UserError(field=e.field, message=e.message, code=e.code) for e in refused.errors]
         return None, errors
     except BaseException:
+        forget(session)
         await session.rollback()
         raise
+    forget(session)
     context.loaders = context.loaders.fresh()
     return result, []

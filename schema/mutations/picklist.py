@@ -38,7 +38,9 @@ class AddPicklistValueInput:
     )
     label: str = strawberry.field(description="At most 128 characters; for stages, the name.")
     position: int | None = strawberry.field(
-        default=UNSET, description="1-based; defaults to last. The others keep their order."
+        default=UNSET,
+        description="1-based, past the end means last; defaults to last. The others keep "
+        "their order.",
     )
     probability: Decimal | None = strawberry.field(
         default=UNSET, description=PROBABILITY + " Required for an open stage."
@@ -62,7 +64,7 @@ class UpdatePicklistValueInput:
         default=UNSET, description="Records keep the key, so they read the new label."
     )
     position: int | None = strawberry.field(
-        default=UNSET, description="1-based; the others keep their order."
+        default=UNSET, description="1-based, past the end means last; the others keep their order."
     )
     is_active: bool | None = strawberry.field(
         default=UNSET,

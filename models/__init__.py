@@ -7,6 +7,7 @@ from models.campaign import Campaign
 from models.contact import Contact
 from models.currency import Currency
 from models.customization import ConfigurationChange, CustomFieldDefinition, Layout
+from models.imports import ImportItem, ImportJob
 from models.lead import Lead
 from models.opportunity import Opportunity, OpportunityContact, StageChange
 from models.picklist import PicklistValue, SalesStage
@@ -25,6 +26,8 @@ __all__ = [
     "Contact",
     "Currency",
     "CustomFieldDefinition",
+    "ImportItem",
+    "ImportJob",
     "Lead",
     "Layout",
     "NumberSequence",

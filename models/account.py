@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, String, text
+from sqlalchemy import JSON, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Money
@@ -29,5 +29,5 @@ class Account(Record, Base):
     annual_revenue: Mapped[Decimal | None] = mapped_column(Money())
     employees: Mapped[int | None]
     custom_fields: Mapped[dict[str, Any]] = mapped_column(
-        JSON, default=dict, server_default=text("'{}'")
+        JSON, default=dict  # the database defaults it to {} too
     )

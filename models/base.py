@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, TypeDecorator, func
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, Numeric, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -64,10 +64,11 @@ class Base(DeclarativeBase):
 
 
 class Timestamps:
+    # The database also defaults these (see the migrations); the model leaves them out so
+    # that the ORM never needs RETURNING to learn them and can batch inserts.
     created_at: Mapped[dt.datetime] = mapped_column(
-        UTCDateTime, default=utcnow, server_default=func.current_timestamp(), index=True
+        UTCDateTime, default=utcnow, index=True
     )
     updated_at: Mapped[dt.datetime] = mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.current_timestamp(),
-        index=True,
+        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
     )

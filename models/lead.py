@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, text
+from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -31,5 +31,5 @@ class Lead(Record, Base):
     converted_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     converted_opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(
-        JSON, default=dict, server_default=text("'{}'")
+        JSON, default=dict  # the database defaults it to {} too
     )

@@ -54,7 +54,7 @@ class Opportunity(Record, Base):
     stage_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(
-        JSON, default=dict, server_default=text("'{}'")
+        JSON, default=dict  # the database defaults it to {} too
     )
 
 

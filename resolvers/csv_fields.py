@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from dataclasses import dataclass
 
 
@@ -67,6 +68,7 @@ ITALIAN_VALUES: dict[str, dict[str, str]] = {
 }
 
 
+@lru_cache(maxsize=65_536)
 def normalise(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form: 'Probabilità (%)' -> 'probabilita'."""
     decomposed = unicodedata.normalize("NFKD", text.strip().casefold())

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Currency, PicklistValue, SalesStage
 from models.seed import to_key
 from resolvers.audit import record_change
+from resolvers.cache import forget
 from resolvers.errors import ErrorCode, RequestError
 from resolvers.permissions import Viewer
 from resolvers.validation import Checker
@@ -348,6 +349,7 @@ async def add_picklist_value(
     _renumber(values, value, position or len(values) + 1)
     record_change(session, viewer, "PICKLIST", name, key, "CREATE", None, snapshot(value))
     await session.flush()
+    forget(session)  # cached picklists and stages are stale now
     return value
 
 
@@ -413,4 +415,5 @@ async def update_picklist_value(
     if after_snapshot != before:
         record_change(session, viewer, "PICKLIST", name, key, "UPDATE", before, after_snapshot)
     await session.flush()
+    forget(session)  # cached picklists and stages are stale now
     return target

@@ -7,6 +7,14 @@ from models.campaign import Campaign
 from models.contact import Contact
 from models.currency import Currency
 from models.customization import ConfigurationChange, CustomFieldDefinition, Layout
+from models.dealroom import (
+    Activity,
+    ActivityLink,
+    Comment,
+    Document,
+    DocumentLink,
+    FieldChange,
+)
 from models.imports import ImportItem, ImportJob
 from models.lead import Lead
 from models.opportunity import Opportunity, OpportunityContact, StageChange
@@ -17,6 +25,12 @@ from models.sequence import NumberSequence
 from models.user import ApiToken, User
 
 __all__ = [
+    "Activity",
+    "ActivityLink",
+    "Comment",
+    "Document",
+    "DocumentLink",
+    "FieldChange",
     "Account",
     "ApiToken",
     "Base",

@@ -34,7 +34,7 @@ from models import (
     User,
 )
 from models.base import utcnow
-from resolvers import customization, editing, opportunity
+from resolvers import customization, editing, history, opportunity
 from resolvers.csv_fields import HEADERS, ITALIAN_VALUES, normalise
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
@@ -618,6 +618,7 @@ async def import_opportunities(
         report = importer.report
         report.job_id = job_id
         await begin_write(session)
+        history.set_source(session, "IMPORT")
         await importer.plan()
         await importer.load_lookups()
         size = max(1, options.batch_size)
@@ -734,6 +735,7 @@ async def _restore(
     opp = await session.get(Opportunity, opp_id)
     if opp is None:
         return
+    history.remember(session, opp)
     for column, value in before.items():
         if column == "sales_stage":
             continue
@@ -749,4 +751,4 @@ async def _restore(
         opportunity.apply_stage(session, opp, stage, viewer.user,
                                 note="Import undone")
         opp.actual_close_date = actual
-    opportunity.touch(session, opp, True)
+    opportunity.touch(session, opp, True, viewer.user, "UNDO")

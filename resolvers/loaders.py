@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from models import (
     Contact,
     CustomFieldDefinition,
+    FieldChange,
     OpportunityContact,
     Quote,
     QuoteLine,
@@ -43,6 +44,7 @@ class Loaders:
             self._deal_contacts
         )
         self.stage_history: DataLoader[int, list[StageChange]] = DataLoader(self._history)
+        self.field_history: DataLoader[int, list[FieldChange]] = DataLoader(self._field_history)
         self.campaign_stats: DataLoader[int, campaign.CampaignStats] = DataLoader(
             self._campaign_stats
         )
@@ -102,6 +104,12 @@ class Loaders:
         return await self._children(
             StageChange, StageChange.opportunity_id, ids,
             order=[StageChange.changed_at.desc(), StageChange.id.desc()],
+        )
+
+    async def _field_history(self, ids: list[int]) -> list[list[FieldChange]]:
+        return await self._children(
+            FieldChange, FieldChange.opportunity_id, ids,
+            order=[FieldChange.changed_at.desc(), FieldChange.id.desc()],
         )
 
     async def _campaign_stats(self, ids: list[int]) -> list[campaign.CampaignStats]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Opportunity, OpportunityContact, SalesStage, StageChange, User
 from models.base import utcnow
 from models.seed import BASE_CURRENCY
-from resolvers import customization, layout
+from resolvers import customization, history, layout
 from resolvers.dates import local_date, today
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
@@ -191,6 +191,7 @@ async def load_for_edit(
         )
     checker.done()
     assert opp is not None
+    history.remember(session, opp)
     return opp
 
 
@@ -238,9 +239,17 @@ def apply_stage(
     return True
 
 
-def touch(session: AsyncSession, opp: Opportunity, related_changed: bool = False) -> None:
-    """Count a change: version + 1 and a new updatedAt, if anything really changed."""
-    if related_changed or session.is_modified(opp):
+def touch(
+    session: AsyncSession,
+    opp: Opportunity,
+    related_changed: bool = False,
+    actor: User | None = None,
+    source: str | None = None,
+) -> None:
+    """Count a change: version + 1 and a new updatedAt, if anything really changed; and the
+    field history of the tracked fields (with the `actor`)."""
+    fields_changed = actor is not None and history.record(session, opp, actor.id, source)
+    if related_changed or fields_changed or session.is_modified(opp):
         opp.version += 1
         opp.updated_at = utcnow()
 
@@ -429,7 +438,7 @@ async def update_opportunity(
     related = stage_changed or session.is_modified(opp)  # before set_primary_contact flushes
     if "contact_id" in data:
         related |= await set_primary_contact(session, opp, contact.id if contact else None)
-    touch(session, opp, related)
+    touch(session, opp, related, viewer.user)
     await session.flush()
     return opp
 
@@ -457,7 +466,7 @@ async def change_stage(
         session, opp, stage, viewer.user, probability=probability, note=note,
         lost_reason=lost_reason,
     )
-    touch(session, opp, changed)
+    touch(session, opp, changed, viewer.user)
     await session.flush()
     return opp
 
@@ -468,7 +477,7 @@ async def delete_opportunity(
     """Move the deal to the recycle bin; its quotes, contacts and history stay attached."""
     opp = await load_for_edit(session, viewer, global_id, expected_version)
     opp.deleted_at = utcnow()
-    touch(session, opp, True)
+    touch(session, opp, True, viewer.user)
     await session.flush()
     return opp
 
@@ -476,7 +485,7 @@ async def delete_opportunity(
 async def restore_opportunity(session: AsyncSession, viewer: Viewer, global_id: str) -> Opportunity:
     opp = await load_for_edit(session, viewer, global_id, deleted=True)
     opp.deleted_at = None
-    touch(session, opp, True)
+    touch(session, opp, True, viewer.user)
     await session.flush()
     return opp
 
@@ -490,7 +499,7 @@ async def link_account(
     account = await c.reference("accountId", "Account", c.required("accountId", account_id))
     c.done()
     opp.account_id = account.id
-    touch(session, opp)
+    touch(session, opp, False, viewer.user)
     await session.flush()
     return opp
 
@@ -522,7 +531,7 @@ async def add_contact(
             link.role, changed = role, True
         if data.get("is_primary") is False and link.is_primary:
             link.is_primary, changed = False, True
-    touch(session, opp, changed)
+    touch(session, opp, changed, viewer.user)
     await session.flush()
     return opp
 
@@ -538,6 +547,6 @@ async def remove_contact(
         c.fail("contactId", "That contact is not linked to this opportunity.", ErrorCode.NOT_FOUND)
     c.done()
     await session.delete(link)
-    touch(session, opp, True)
+    touch(session, opp, True, viewer.user)
     await session.flush()
     return opp

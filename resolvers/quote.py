@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Opportunity, OpportunityContact, Quote, QuoteLine
+from models import Opportunity, OpportunityContact, Quote, QuoteLine, User
 from models.base import utcnow
 from resolvers import opportunity
 from resolvers.errors import ErrorCode
@@ -101,7 +101,12 @@ async def _synced_quote(session: AsyncSession, opportunity_id: int) -> Quote | N
 
 
 async def _set_sync(
-    session: AsyncSession, opp: Opportunity, quote: Quote, sync: bool, lines: list[QuoteLine]
+    session: AsyncSession,
+    opp: Opportunity,
+    quote: Quote,
+    sync: bool,
+    lines: list[QuoteLine],
+    actor: User,
 ) -> None:
     """Make `quote` the deal's synced quote (its netTotal becomes the amount) or unsync it
     (the amount stays, typed by hand from now on)."""
@@ -116,7 +121,7 @@ async def _set_sync(
     elif quote.is_synced:
         quote.is_synced = False
         opp.amount_source = "MANUAL"
-    touch(session, opp)
+    touch(session, opp, False, actor, "QUOTE_SYNC")
 
 
 async def _quote_for_edit(
@@ -179,7 +184,7 @@ async def create_quote(session: AsyncSession, viewer: Viewer, data: dict[str, An
     if sync is None:
         sync = await _synced_quote(session, opp.id) is None
     if sync:
-        await _set_sync(session, opp, quote, True, lines)
+        await _set_sync(session, opp, quote, True, lines, viewer.user)
     await session.flush()
     return quote
 
@@ -208,7 +213,7 @@ async def update_quote(
             line.quote_id = quote.id
             session.add(line)
         if quote.is_synced:
-            await _set_sync(session, opp, quote, True, lines)
+            await _set_sync(session, opp, quote, True, lines, viewer.user)
     quote.updated_at = utcnow()
     await session.flush()
     return quote
@@ -217,7 +222,7 @@ async def update_quote(
 async def delete_quote(session: AsyncSession, viewer: Viewer, global_id: str) -> Quote:
     """Soft-delete; a synced quote's deal keeps its amount, now typed by hand."""
     quote, opp = await _quote_for_edit(session, viewer, global_id)
-    await _set_sync(session, opp, quote, False, [])
+    await _set_sync(session, opp, quote, False, [], viewer.user)
     quote.deleted_at = utcnow()
     await session.flush()
     return quote
@@ -227,7 +232,8 @@ async def sync_quote(
     session: AsyncSession, viewer: Viewer, global_id: str, sync: bool
 ) -> Quote:
     quote, opp = await _quote_for_edit(session, viewer, global_id, field="quoteId")
-    await _set_sync(session, opp, quote, sync, await _current_lines(session, quote))
+    lines = await _current_lines(session, quote)
+    await _set_sync(session, opp, quote, sync, lines, viewer.user)
     quote.updated_at = utcnow()
     await session.flush()
     return quote

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 import models
 from resolvers import opportunity as rules
@@ -164,6 +165,11 @@ class Opportunity(Node, Customizable):
     ) -> list[Annotated[Quote, strawberry.lazy("schema.quote")]]:
         return await info.context.loaders.quotes.load(root.id)  # type: ignore[return-value]
 
+    @strawberry.field(description="Changes of tracked fields, newest first.")
+    @staticmethod
+    async def field_history(root: Parent, info: Info) -> list[FieldChange]:
+        return await info.context.loaders.field_history.load(root.id)  # type: ignore[return-value]
+
     @strawberry.field(description="Stage changes, newest first.")
     @staticmethod
     async def stage_history(root: Parent, info: Info) -> list[StageChange]:
@@ -181,6 +187,25 @@ class OpportunityContact:
         root: strawberry.Parent[models.OpportunityContact], info: Info
     ) -> Annotated[Contact, strawberry.lazy("schema.contact")]:
         return await related(info, "Contact", root.contact_id)  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="A tracked field of a deal changing value.")
+class FieldChange:
+    field: str = strawberry.field(
+        description="amount, salesStage, probability, expectedCloseDate, assignedTo, account, "
+        "campaign (values: ids as numbers), or a custom field key."
+    )
+    old_value: JSON | None
+    new_value: JSON | None
+    source: str = strawberry.field(
+        description="MUTATION, QUOTE_SYNC, IMPORT, CONVERSION or UNDO."
+    )
+    changed_at: dt.datetime
+
+    @strawberry.field
+    @staticmethod
+    async def changed_by(root: strawberry.Parent[models.FieldChange], info: Info) -> User:
+        return await related(info, "User", root.changed_by_id)  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="One move between sales stages.")

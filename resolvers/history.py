@@ -1,0 +1,71 @@
+"""Field history of deals: every change of a tracked field, whatever path made it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import FieldChange, Opportunity
+from resolvers.cache import store
+
+TRACKED = {
+    "amount": "amount",
+    "sales_stage": "salesStage",
+    "probability": "probability",
+    "expected_close_date": "expectedCloseDate",
+    "assigned_to_id": "assignedTo",
+    "account_id": "account",
+    "campaign_id": "campaign",
+}
+SOURCES = ("MUTATION", "QUOTE_SYNC", "IMPORT", "CONVERSION", "UNDO")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _values(opp: Opportunity) -> dict[str, Any]:
+    values = {name: _plain(getattr(opp, column)) for column, name in TRACKED.items()}
+    for key, value in (opp.custom_fields or {}).items():
+        values[key] = value
+    return values
+
+
+def remember(session: AsyncSession, opp: Opportunity) -> None:
+    """Note a deal's tracked values when it is loaded for a change."""
+    store(session)[("history", opp.id)] = _values(opp)
+
+
+def set_source(session: AsyncSession, source: str) -> None:
+    """Which path the following writes come from (imports, undo), until the session ends."""
+    store(session)["history_source"] = source
+
+
+def record(
+    session: AsyncSession, opp: Opportunity, actor_id: int, source: str | None = None
+) -> bool:
+    """Add a FieldChange for each tracked field that differs from what was remembered;
+    returns whether any did."""
+    known = store(session)
+    before = known.get(("history", opp.id))
+    if before is None:
+        return False
+    after = _values(opp)
+    source = source or known.get("history_source", "MUTATION")
+    changed = False
+    for field in sorted(set(before) | set(after)):
+        if before.get(field) != after.get(field):
+            session.add(FieldChange(
+                opportunity_id=opp.id, field=field, old_value=before.get(field),
+                new_value=after.get(field), source=source, changed_by_id=actor_id,
+            ))
+            changed = True
+    known[("history", opp.id)] = after
+    return changed

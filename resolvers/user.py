@@ -15,6 +15,17 @@ async def by_username(session: AsyncSession, username: str) -> User | None:
     return (await session.scalars(stmt)).first()
 
 
+async def first_active_admin(session: AsyncSession) -> User | None:
+    """Whom a command-line export or import acts as by default: the first active admin."""
+    stmt = (
+        select(User)
+        .where(User.role == "ADMIN", User.is_active.is_(True))
+        .order_by(User.id)
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
 async def create_user(
     session: AsyncSession,
     username: str,

@@ -1,4 +1,5 @@
-"""The ASGI app factory: /graphql (GraphiQL in a browser), /healthz and /readyz."""
+"""The ASGI app factory: /graphql (GraphiQL in a browser), /export/opportunities.csv,
+/documents/{id} (a document's file), /healthz and /readyz."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute, request_response
 
-from server.auth import AuthMiddleware
+from resolvers import events
+from resolvers.filestore import FileStore
+from server.auth import AuthMiddleware, wants_graphiql
 from server.db import create_engine, create_sessionmaker
+from server.documents import document_download
+from server.export import opportunities_csv
 from server.graphql import GraphQLApp, create_schema
 from server.migrate import is_at_head
 from server.settings import Settings
@@ -22,7 +27,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
-    graphql = AuthMiddleware(GraphQLApp(create_schema(settings), settings), sessions, settings)
+    # Live updates: what a write commits is published through this process's broker.
+    broker = events.Broker(settings.database_url, settings.ws_queue_size)
+    sessions.configure(info={events.BROKER: broker})
+    graphql = AuthMiddleware(
+        GraphQLApp(create_schema(settings), settings, sessions=sessions, broker=broker),
+        sessions, settings, anonymous=wants_graphiql,
+    )
+    export = AuthMiddleware(request_response(opportunities_csv), sessions, settings)
+    files = FileStore(settings.data_dir, settings.max_upload_bytes)
+    download = AuthMiddleware(request_response(document_download(files)), sessions, settings)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -42,11 +56,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await broker.close()
         await engine.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
+            Route("/export/opportunities.csv", export, methods=["GET"]),
+            Route("/documents/{id}", download, methods=["GET"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
@@ -55,4 +73,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.broker = broker
     return app

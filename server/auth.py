@@ -1,5 +1,5 @@
-"""Authentication middleware for /graphql: bearer token → viewer, one session per request,
-and one structured log line per request."""
+"""Authentication middleware for /graphql and the CSV export: bearer token → viewer, one
+session per request, and one structured log line per request."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def _wants_graphiql(scope: Scope) -> bool:
+def wants_graphiql(scope: Scope) -> bool:
     """A browser asking for the GraphiQL page: a GET for HTML without a query to run (the same
     test Strawberry makes before it renders the page instead of executing anything)."""
     return (
@@ -57,15 +58,26 @@ async def _unauthenticated(send: Send, request_id: str, message: str) -> None:
 
 
 class AuthMiddleware:
-    """Wraps the GraphQL app: 401 without a valid token, otherwise a session and a viewer
-    in the request state (closed when the response is sent)."""
+    """Wraps an ASGI endpoint (the GraphQL app, the CSV export): 401 without a valid token,
+    otherwise a session and a viewer in the request state (closed when the response has been
+    sent, so a streamed response reads through the same session).
+
+    `anonymous` picks the requests let through without a token, with neither session nor
+    viewer: for /graphql, the GraphiQL page (`wants_graphiql`); by default none.
+    """
 
     def __init__(
-        self, app: ASGIApp, sessions: async_sessionmaker[AsyncSession], settings: Settings
+        self,
+        app: ASGIApp,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        anonymous: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
         self.sessions = sessions
         self.settings = settings
+        self.anonymous = anonymous
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +97,7 @@ class AuthMiddleware:
             await send(message)
 
         try:
-            if _wants_graphiql(scope):  # the page only: no session, no viewer
+            if self.anonymous is not None and self.anonymous(scope):  # no session, no viewer
                 scope.setdefault("state", {}).update(request_id=request_id, log=record)
                 await self.app(scope, receive, send_with_id)
                 return

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Opportunity
+from models import ImportJob, Opportunity, User
+from resolvers import importing
 from resolvers import user as users_rules
 from resolvers.auth import create_token
 from resolvers.errors import ValidationFailed
+from resolvers.permissions import load_viewer
+from resolvers.tx import begin_write
 from server import migrate as migrations
 from server.db import create_engine, create_sessionmaker
 from server.logs import logging_config
@@ -28,6 +43,10 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+export_app = typer.Typer(help="Export records as CSV.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+import_app = typer.Typer(help="Import records from CSV, and undo an import.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -169,7 +188,8 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Fill an empty database with demo data.")] = False,
     workers: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
-    """Migrate the database and serve /graphql, /healthz and /readyz."""
+    """Migrate the database and serve /graphql, /export/opportunities.csv, /healthz
+    and /readyz."""
     import uvicorn
 
     settings = settings_for(database_url)
@@ -197,3 +217,303 @@ async def _token_for(session: AsyncSession, username: str) -> str:
     if user is None:
         user = await users_rules.create_user(session, username, "ADMIN", full_name="Administrator")
     return await create_token(session, user, "demo")
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+@export_app.command("opportunities")
+def export_opportunities(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (default: stdout)."),
+    ] = None,
+    filter_json: Annotated[
+        str | None,
+        typer.Option(
+            "--filter-json", metavar="JSON", show_default=False,
+            help='The GraphQL OpportunityFilter as JSON, e.g. \'{"isClosed": false}\'.',
+        ),
+    ] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as", metavar="USERNAME", show_default=False,
+            help="Export what this user may see (default: the first active admin).",
+        ),
+    ] = None,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Head columns with English labels, not keys.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Export the opportunities a user may see as CSV (RFC 4180, UTF-8, a header row)."""
+    from resolvers import exporting
+    from resolvers.errors import RequestError
+
+    settings = settings_for(database_url)
+    try:
+        f = None if filter_json is None else exporting.filter_from_json(filter_json)
+    except RequestError as exc:
+        fail(str(exc))
+
+    async def work(session: AsyncSession) -> None:
+        if settings.database_url.startswith("postgresql"):  # one snapshot for the whole file
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        if as_user is None:
+            user = await users_rules.first_active_admin(session)
+            if user is None:
+                raise RequestError("There is no active admin to export as; pass --as USERNAME.")
+        else:
+            user = await users_rules.by_username(session, as_user)
+            if user is None or not user.is_active:
+                state = "no user" if user is None else "no active user"
+                raise RequestError(f"There is {state} named {as_user!r}.")
+        viewer = await load_viewer(session, user, settings.sharing)
+        async for chunk in exporting.export_csv(session, viewer, f, labels):
+            out.write(chunk.encode())
+        out.flush()
+
+    # A file appears only once complete: the rows go to a hidden sibling, renamed at the end.
+    partial = None if output is None else output.with_name(f".{output.name}.part")
+    try:
+        out = sys.stdout.buffer if partial is None else partial.open("wb")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    done = False
+    try:
+        run_in_session(settings, work)
+        done = True
+    except RequestError as exc:
+        fail(str(exc))
+    except BrokenPipeError:  # `| head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    finally:
+        if partial is not None:
+            out.close()
+            if done and output is not None:
+                partial.replace(output)
+            else:
+                partial.unlink(missing_ok=True)
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+class RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0
+        rate = task.completed / elapsed if elapsed > 0 else 0
+        return Text(f"{rate:,.0f} rows/s")
+
+
+def _unusable(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def _read_mapping(path: Path) -> dict[str, str | None]:
+    """A JSON object: CSV header -> field key (or label); null or "" ignores the column."""
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        _unusable(f"cannot read {path}: {exc.strerror or exc}")
+    except ValueError as exc:
+        _unusable(f"the mapping {path} is not valid JSON: {exc}")
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in mapping.items()
+    ):
+        _unusable(f'the mapping {path} must be a JSON object like {{"Header": "fieldKey"}}')
+    return mapping
+
+
+async def _acting_user(session: AsyncSession, as_user: str | None) -> User:
+    if as_user is None:
+        user = await users_rules.first_active_admin(session)
+        if user is None:
+            _unusable("there is no active admin to act as; pass --as USERNAME")
+    else:
+        user = await users_rules.by_username(session, as_user)
+        if user is None or not user.is_active:
+            _unusable(f"there is {'no' if user is None else 'no active'} user named {as_user!r}")
+    return user
+
+
+def _print_report(report: importing.Report, filename: str, options: importing.Options) -> None:
+    delimiter = {"\t": "tab"}.get(report.delimiter, repr(report.delimiter))
+    lines = [
+        f"{filename}: {report.total:,} rows ({report.encoding}, delimiter {delimiter})",
+        f"created {report.created:,}, updated {report.updated:,}, "
+        f"skipped {report.skipped:,}, failed {report.failed:,}",
+        *(f"warning: {w}" for w in report.warnings),
+        *(f"line {i.line}, column {i.column}: {i.message}" if i.column
+          else f"line {i.line}: {i.message}" for i in report.errors),
+    ]
+    if options.dry_run:
+        lines.append("dry run: nothing was written")
+    elif not report.written:
+        lines.append(f"all or nothing: {report.failed:,} rows failed, so nothing was written")
+    if report.job_id is not None and report.written and not options.dry_run:
+        lines.append(f"import {report.job_id} (undo with: dealgraph import undo {report.job_id})")
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+
+
+@import_app.command("opportunities")
+def import_opportunities(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The CSV file.")],
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", metavar="USERNAME", show_default=False,
+                     help="Import as this user, with their visibility "
+                     "(default: the first active admin)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would happen; write nothing.")
+    ] = False,
+    duplicates: Annotated[
+        str, typer.Option(metavar="skip|overwrite|merge",
+                          help="What to do with a row matching an existing deal (--match).")
+    ] = "skip",
+    match: Annotated[
+        str | None,
+        typer.Option(metavar="FIELD,...", show_default=False,
+                     help=f"Fields that find duplicates: {', '.join(importing.MATCHABLE)}."),
+    ] = None,
+    create_missing_accounts: Annotated[
+        bool, typer.Option("--create-missing-accounts", help="Create unknown accounts by name.")
+    ] = False,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(metavar="MAPPING.json", show_default=False,
+                     help='Header -> field, overriding the automatic mapping: '
+                     '{"Nome": "name", "Extra": null}.'),
+    ] = None,
+    all_or_nothing: Annotated[
+        bool, typer.Option("--all-or-nothing", help="Write nothing unless every row passes.")
+    ] = False,
+    failed_rows: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", show_default=False,
+                     help="Write the failed rows, with an error column, to FILE."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, envvar="DEALGRAPH_IMPORT_BATCH_SIZE",
+                          help="Rows per committed batch.")
+    ] = 1000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import opportunities from CSV (vtiger/vtenext exports, Italian or English, any of
+    , ; tab |). Exit code 0: every row imported; 1: rows failed (or, all or nothing,
+    nothing was written); 2: the file or the options are unusable."""
+    settings = settings_for(database_url)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _unusable(f"cannot read {file}: {exc.strerror or exc}")
+    options = importing.Options(
+        dry_run=dry_run, duplicates=duplicates.strip().lower(),
+        match=tuple(m.strip() for m in (match or "").split(",") if m.strip()),
+        create_missing_accounts=create_missing_accounts,
+        mapping=_read_mapping(mapping) if mapping else {},
+        all_or_nothing=all_or_nothing, batch_size=batch_size,
+    )
+    if options.problems():
+        _unusable("; ".join(message for _, message in options.problems()))
+    try:
+        table = importing.read_table(data)
+    except importing.UnusableInput as exc:
+        _unusable(f"{file}: {exc}")
+
+    async def main() -> importing.Report:
+        engine = create_engine(settings)
+        sessions = create_sessionmaker(engine)
+        try:
+            async with sessions() as session:
+                viewer = await load_viewer(session, await _acting_user(session, as_user),
+                                           settings.sharing)
+                await importing.preflight(session, viewer, table, options)
+            with Progress(
+                TextColumn("importing"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
+                TimeElapsedColumn(), console=err, transient=True,
+            ) as bar:
+                task = bar.add_task("rows", total=len(table.rows))
+
+                def progress(report: importing.Report) -> None:
+                    bar.update(task, completed=report.processed)
+
+                if options.dry_run:
+                    return await importing.import_opportunities(
+                        sessions, viewer, table, options, file.name, progress
+                    )
+                job = await importing.create_job(
+                    sessions, viewer, file.name, options, len(table.rows)
+                )
+                return await importing.run_job(
+                    sessions, viewer, table, options, file.name, job.id, progress
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(main())
+    except importing.UnusableInput as exc:
+        _unusable(f"{file}: {exc}")
+    except KeyboardInterrupt:
+        err.print("interrupted: the batches committed so far stay (see `dealgraph import undo`)")
+        raise typer.Exit(130) from None
+    _print_report(report, file.name, options)
+    if failed_rows is not None and report.failed_rows_csv:
+        try:
+            failed_rows.write_text(report.failed_rows_csv, encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            fail(f"cannot write {failed_rows}: {exc.strerror or exc}")
+        sys.stdout.write(f"failed rows written to {failed_rows}\n")
+    if report.failed or not report.written and not options.dry_run:
+        raise typer.Exit(1)
+
+
+@import_app.command("undo")
+def import_undo(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The import's number or id.")],
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", metavar="USERNAME", show_default=False,
+                     help="Act as this user (default: the first active admin)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also undo an import still marked as running "
+                           "(one whose process was killed).")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove what an import created and restore what it overwrote."""
+    from resolvers.ids import pk_of
+
+    settings = settings_for(database_url)
+    pk = int(job_id) if job_id.isdigit() else pk_of(job_id, "ImportJob")
+    if pk is None:
+        _unusable(f"{job_id!r} is not an import id")
+
+    async def main() -> ImportJob:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                await begin_write(session)  # SQLite: the write lock first
+                viewer = await load_viewer(session, await _acting_user(session, as_user),
+                                           settings.sharing)
+                job = await importing.undo_import(session, viewer, pk, force=force)
+                await session.commit()
+                return job
+        finally:
+            await engine.dispose()
+
+    try:
+        job = asyncio.run(main())
+    except ValidationFailed as exc:
+        fail("; ".join(e.message for e in exc.errors))
+    notes = [w for w in job.warnings or [] if w.startswith("Undo:")]
+    sys.stdout.write("".join(f"{line}\n" for line in [
+        f"import {job.id} ({job.filename}) undone: {job.created:,} created deals removed, "
+        f"{job.updated:,} overwritten deals restored", *notes,
+    ]))

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, case, false, func, literal, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Account, Contact, CustomFieldDefinition, Lead, Opportunity
@@ -23,7 +25,7 @@ from models.base import utcnow
 from models.customization import FIELD_TYPES
 from resolvers.audit import record_change
 from resolvers.cache import cached, forget
-from resolvers.errors import ErrorCode, RequestError
+from resolvers.errors import ErrorCode, FieldError, RequestError, ValidationFailed
 from resolvers.permissions import Viewer
 from resolvers.text import escape_like
 from resolvers.validation import EMAIL, Checker
@@ -38,10 +40,17 @@ NUMERIC = ("INTEGER", "DECIMAL", "CURRENCY", "PERCENT")
 TEXTUAL = ("TEXT", "TEXTAREA", "EMAIL", "URL", "PHONE", "PICKLIST")
 TEXT_LIMIT = {"TEXTAREA": 10_000}
 PLACES = {"DECIMAL": 6, "CURRENCY": 2, "PERCENT": 2}
+WHOLE = re.compile(r"^[+-]?[0-9]+$")  # ASCII digits only: int() also takes "1_000" and "١٢"
+NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# Unset numbers sort below every value a field can hold (integers reach ±2**53).
+NUMERIC_UNSET = Decimal("-1e16")
 
 
 def key_from_label(label: str) -> str:
-    return "cf_" + "_".join(re.findall(r"[a-z0-9]+", label.lower()))
+    """cf_ + the label's words in lowercase ASCII ("Città" gives cf_citta)."""
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    return "cf_" + "_".join(re.findall(r"[a-z0-9]+", ascii_label.lower()))
 
 
 async def definitions(
@@ -102,7 +111,8 @@ def coerce(d: CustomFieldDefinition, value: Any) -> Any:
         if unknown:
             listed = ", ".join(d.options or [])
             raise BadValue(f"{', '.join(map(repr, unknown))} not among: {listed}")
-        return [o for o in (d.options or []) if o in value]  # option order, no repeats
+        # option order, no repeats; none chosen is no value (so it fails `required`)
+        return [o for o in (d.options or []) if o in value] or None
     if t == "BOOLEAN":
         if not isinstance(value, bool):
             raise BadValue("expects true or false")
@@ -110,15 +120,16 @@ def coerce(d: CustomFieldDefinition, value: Any) -> Any:
     if t == "INTEGER":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise BadValue("expects a whole number")
-        try:
-            number = int(value)
-        except ValueError:
-            raise BadValue("expects a whole number") from None
+        if isinstance(value, str) and not WHOLE.match(value.strip()):
+            raise BadValue("expects a whole number")
+        number = int(value)
         if abs(number) > 2**53:
             raise BadValue("is too large")
         return number
     if t in PLACES:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise BadValue("expects a number")
+        if isinstance(value, str) and not NUMBER.match(value.strip()):
             raise BadValue("expects a number")
         try:
             exact = Decimal(str(value).strip())
@@ -136,12 +147,16 @@ def coerce(d: CustomFieldDefinition, value: Any) -> Any:
         return str(exact.quantize(Decimal(1).scaleb(-PLACES[t])))
     if t == "DATE":
         try:
-            return dt.date.fromisoformat(str(value)).isoformat()
+            if not isinstance(value, str) or not ISO_DATE.match(value):
+                raise ValueError(value)
+            return dt.date.fromisoformat(value).isoformat()
         except ValueError:
             raise BadValue("expects a date like 2027-03-31") from None
     if t == "DATETIME":
         try:
-            instant = dt.datetime.fromisoformat(str(value))
+            if not isinstance(value, str):
+                raise ValueError(value)
+            instant = dt.datetime.fromisoformat(value)
         except ValueError:
             raise BadValue("expects an instant like 2027-03-31T09:00:00+02:00") from None
         if instant.tzinfo is None:
@@ -245,9 +260,10 @@ async def _check_definition(
         d.required = bool(data["required"])
     if "help_text" in data:
         d.help_text = c.text("helpText", data["help_text"], max_length=1000)
-    if "default_value" in data:
+    if "default_value" in data or ("options" in data and d.default_value is not None):
+        # new options re-check the default kept: creates must not write a removed option
         try:
-            d.default_value = coerce(d, data["default_value"])
+            d.default_value = coerce(d, data.get("default_value", d.default_value))
         except BadValue as bad:
             c.fail("defaultValue", f"The default {bad}.", ErrorCode.INVALID)
     if "maps_to" in data:
@@ -308,7 +324,13 @@ async def create_definition(
     await _check_definition(c, entity, d, {k: v for k, v in data.items() if k != "label"})
     c.done()
     session.add(d)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # another admin added the same key meanwhile (entity_key)
+        raise ValidationFailed([FieldError(
+            c.path("key"), f"{entity.lower()} already has a field {key!r}.",
+            ErrorCode.DUPLICATE,
+        )]) from None
     forget(session)
     record_change(session, viewer, "CUSTOM_FIELD", entity, key, "CREATE", None, _snapshot(d))
     return d
@@ -383,11 +405,24 @@ def _typed(column: Any, d: CustomFieldDefinition) -> Any:
 
 
 def _stored(d: CustomFieldDefinition, value: Any, what: str) -> Any:
+    if d.type in ("PICKLIST", "MULTI_PICKLIST"):
+        # Any option text: records keep options the admin has since removed.
+        if not isinstance(value, str):
+            raise RequestError(f"Filter on {d.key}: the {what} value expects an option (text).")
+        return value.strip()
     try:
         stored = coerce(d, value)
     except BadValue as bad:
         raise RequestError(f"Filter on {d.key}: the {what} value {bad}.") from None
     return Decimal(stored) if d.type in NUMERIC else stored
+
+
+def _holds(column: Any, d: CustomFieldDefinition, option: Any, what: str) -> ColumnElement[bool]:
+    """A multi-picklist holds the option: its list's JSON text holds the option as a JSON
+    string. replace() matches case-sensitively on both databases (SQLite's LIKE ignores
+    ASCII case) and needs no escaping."""
+    text = column[d.key].as_string()
+    return func.replace(text, json.dumps(_stored(d, option, what)), "") != text
 
 
 async def filter_conditions(
@@ -402,15 +437,13 @@ async def filter_conditions(
             raise RequestError(f"No custom field {f.key!r} on {entity.lower()}.")
         typed = _typed(column, d)
         if d.type == "MULTI_PICKLIST":
-            text = column[d.key].as_string()
-            wanted = [f.eq] if f.eq is not None else list(f.in_ or [])
+            if f.eq is not None:
+                conditions.append(_holds(column, d, f.eq, "eq"))
+            if f.in_ is not None:
+                options = [_holds(column, d, v, "in") for v in f.in_]
+                conditions.append(or_(*options) if options else false())
             if f.contains is not None:
-                wanted.append(f.contains)
-            if wanted:
-                conditions.append(or_(*(
-                    text.like(f"%{escape_like(json.dumps(str(v)))}%", escape="\\")
-                    for v in wanted
-                )))
+                conditions.append(_holds(column, d, f.contains, "contains"))
         else:
             if f.eq is not None:
                 conditions.append(typed == _stored(d, f.eq, "eq"))
@@ -437,7 +470,9 @@ async def sort_expression(session: AsyncSession, entity: str, key: str) -> Any:
         raise RequestError(f"No custom field {key!r} on {entity.lower()} to order by.")
     typed = _typed(MODELS[entity].custom_fields, d)
     if d.type in NUMERIC:
-        return func.coalesce(typed, literal(Decimal("-1e15")))
+        return func.coalesce(typed, literal(NUMERIC_UNSET))
     if d.type == "BOOLEAN":
-        return func.coalesce(typed, literal(False))
+        # unset 0, false 1, true 2: unset apart from false, and a cursor value that keyset
+        # comparisons accept (a boolean one only allows = and !=)
+        return case((typed.is_(None), 0), (typed, 2), else_=1)
     return func.coalesce(typed, literal(""))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Layout
@@ -242,19 +243,27 @@ async def update_layout(
                     c.fail([*at, "required"], f"{key} is always mandatory.", ErrorCode.INVALID)
                 entry["required"] = bool(item["required"])
             if item.get("visible") is not None:
-                if spec.always_required and not item["visible"]:
+                if not item["visible"] and (spec.required or entry.get("required")):
+                    # a form could not fill it, so no create could pass
                     c.fail([*at, "visible"], f"{key} is mandatory and cannot be hidden.",
                            ErrorCode.INVALID)
                 entry["visible"] = bool(item["visible"])
             items.append(entry)
         cleaned.append({"label": label, "fields": items})
     c.done()
-    stored = await session.get(Layout, entity)
-    before = stored.blocks if stored else None
+    # Locked, so that concurrent saves queue and each audits the layout it replaced.
+    stored = await session.get(Layout, entity, with_for_update=True)
+    before = None
     if stored is None:
-        stored = Layout(entity=entity, blocks=cleaned, updated_by_id=viewer.user.id)
-        session.add(stored)
-    else:
+        try:
+            async with session.begin_nested():
+                session.add(Layout(entity=entity, blocks=cleaned, updated_by_id=viewer.user.id))
+        except IntegrityError:  # another admin saved this entity's first layout meanwhile
+            stored = await session.get(
+                Layout, entity, with_for_update=True, populate_existing=True
+            )
+    if stored is not None:
+        before = stored.blocks
         stored.blocks, stored.updated_at, stored.updated_by_id = cleaned, utcnow(), viewer.user.id
     await session.flush()
     forget(session)

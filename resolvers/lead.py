@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Account, Contact, Lead, Opportunity
 from models.base import utcnow
-from resolvers import customization, editing, opportunity
+from resolvers import customization, editing, links, opportunity
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
 from resolvers.permissions import Viewer, readable
@@ -46,15 +46,27 @@ async def _reusable_account(session: AsyncSession, viewer: Viewer, name: str) ->
     return (await session.scalars(stmt)).first()
 
 
+def _merged(mapped: list[tuple[str, Any]], given: list[Any] | None) -> list[tuple[str, Any]]:
+    explicit = [(item.key, item.value) for item in given or []]
+    keys = {key for key, _ in explicit}
+    return [*explicit, *((k, v) for k, v in mapped if k not in keys)]
+
+
 async def _mapped_values(session: AsyncSession, lead: Lead) -> dict[str, list[tuple[str, Any]]]:
-    """The lead's custom values that its field definitions map onto the created records."""
+    """The lead's custom values that its field definitions map onto the created records
+    (a target field deactivated since takes no new values: it is skipped)."""
     mapped: dict[str, list[tuple[str, Any]]] = {"ACCOUNT": [], "CONTACT": [], "OPPORTUNITY": []}
+    active = {
+        entity: {d.key for d in await customization.definitions(session, entity)}
+        for entity in mapped
+    }
     for d in await customization.definitions(session, "LEAD"):
         value = lead.custom_fields.get(d.key)
         if value is None:
             continue
         for entity, key in (d.maps_to or {}).items():
-            mapped[entity].append((key, value))
+            if key in active[entity]:
+                mapped[entity].append((key, value))
     return mapped
 
 
@@ -117,13 +129,16 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
                 "amount": wanted_deal.get("amount"),
                 "expected_close_date": wanted_deal.get("expected_close_date"),
                 "sales_stage": wanted_deal.get("sales_stage"),
+                "next_step": wanted_deal.get("next_step"),
+                "type": wanted_deal.get("type"),
                 "lead_source": lead.lead_source, "description": description,
                 "assigned_to_id": owner,
                 "account_id": to_global_id("Account", account.id) if account else None,
                 "contact_id": to_global_id("Contact", contact.id) if contact else None,
                 "campaign_id": to_global_id("Campaign", lead.campaign_id)
                 if lead.campaign_id else None,
-                "custom_fields": mapped["OPPORTUNITY"],
+                # values given with the deal win over those mapped from the lead
+                "custom_fields": _merged(mapped["OPPORTUNITY"], wanted_deal.get("custom_fields")),
             },
             root=("input", "opportunity"),
         )
@@ -143,5 +158,9 @@ async def convert_lead(session: AsyncSession, viewer: Viewer, data: dict[str, An
     )
     if marked.rowcount != 1:  # type: ignore[attr-defined]
         raise _already_converted(lead)
+    # The lead's history: documents and activities also on every created record, comments
+    # copied onto the deal (or the account, or the contact: the first that exists).
+    created = [links.key_of(r) for r in (deal, account, contact) if r is not None]
+    await links.carry_over(session, ("LEAD", lead.id), created, created[0] if created else None)
     await session.refresh(lead)
     return Conversion(lead, account, contact, deal)

@@ -160,6 +160,9 @@ class LayoutField:
     options: list[str] | None = strawberry.field(
         description="Picklist fields: the active keys (custom: the options)."
     )
+    choices: list[LayoutChoice] | None = strawberry.field(
+        description="Picklist fields: the active values with their labels, in order."
+    )
     help_text: str | None
     is_custom: bool
     type: FieldType
@@ -177,29 +180,39 @@ class Layout:
     blocks: list[LayoutBlock]
 
 
+@strawberry.type(description="A value a picklist field offers: what to send and what to show.")
+class LayoutChoice:
+    key: str
+    label: str
+
+
 async def render(info: Info, entity: str, blocks: list[layouts.Block]) -> Layout:
-    """Layout blocks for clients, with the active keys of standard picklists as options."""
+    """Layout blocks for clients, with the active values of picklist fields."""
     session = info.context.session
-    active: dict[str, list[str]] = {}
+    active: dict[str, list[LayoutChoice]] = {}
     rows = await session.execute(
-        select(models.PicklistValue.picklist, models.PicklistValue.key)
+        select(models.PicklistValue.picklist, models.PicklistValue.key, models.PicklistValue.label)
         .where(models.PicklistValue.is_active.is_(True))
         .order_by(models.PicklistValue.position)
     )
-    for name, key in rows:
-        active.setdefault(name, []).append(key)
+    for name, key, label in rows:
+        active.setdefault(name, []).append(LayoutChoice(key=key, label=label))
     stages = await session.execute(
-        select(models.SalesStage.key).where(models.SalesStage.is_active.is_(True))
+        select(models.SalesStage.key, models.SalesStage.name)
+        .where(models.SalesStage.is_active.is_(True))
         .order_by(models.SalesStage.position)
     )
-    active["salesStage"] = [key for (key,) in stages]
+    active["salesStage"] = [LayoutChoice(key=key, label=name) for key, name in stages]
 
     def field(f: layouts.FieldSpec) -> LayoutField:
-        options = list(f.options) if f.options else active.get(f.picklist or "")
+        if f.options:
+            choices: list[LayoutChoice] | None = [LayoutChoice(key=o, label=o) for o in f.options]
+        else:
+            choices = active.get(f.picklist or "")
         return LayoutField(
             key=f.key, label=f.label, required=f.required, visible=f.visible,
-            read_only=f.read_only, options=options, help_text=f.help_text, is_custom=f.custom,
-            type=FieldType(f.type),
+            read_only=f.read_only, options=None if choices is None else [c.key for c in choices],
+            choices=choices, help_text=f.help_text, is_custom=f.custom, type=FieldType(f.type),
         )
 
     return Layout(

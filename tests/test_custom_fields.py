@@ -1744,11 +1744,6 @@ async def test_a_mapped_value_the_target_refuses_refuses_the_conversion(mapped, 
     assert await store.count(models.Opportunity) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "convertLead cannot fill a required opportunity custom field that no lead field maps "
-    "(and that has no default): ConvertLeadOpportunityInput takes no customFields, so every "
-    "conversion with a deal is refused (REQUIRED at input.opportunity.customFields)"
-))
 async def test_a_conversion_still_works_when_the_deal_has_a_required_custom_field(
     mapped, team, factory, db
 ):

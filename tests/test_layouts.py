@@ -595,12 +595,6 @@ async def test_a_refusal_reports_layout_and_field_problems_together(admin):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "convertLead creates its records through the create paths, which enforce the layout, "
-    "but ConvertLeadOpportunityInput cannot carry nextStep: once an admin makes it "
-    "mandatory, every conversion with a deal is refused (REQUIRED at "
-    "input.opportunity.nextStep)"
-))
 async def test_a_conversion_still_works_when_the_deal_form_has_a_mandatory_field(
     admin, team, factory, db
 ):
@@ -835,11 +829,6 @@ async def _selection(client: GraphQLClient, type_name: str, depth: int = 2) -> s
     return " ".join(parts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LayoutField.options carries picklist keys only; a client building its form from "
-    "layout(entity:) alone cannot show a renamed stage's label (it must also query "
-    "salesStages / picklist(name:))"
-))
 async def test_the_layout_alone_shows_a_renamed_stages_label(admin):
     # given
     await admin.data(UPDATE_PICKLIST_VALUE, {"input": {

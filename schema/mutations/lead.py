@@ -11,6 +11,7 @@ from resolvers import lead as rules
 from schema.account import Account
 from schema.contact import Contact
 from schema.context import Info
+from schema.customization import CustomFieldInput
 from schema.lead import Lead
 from schema.mutations.base import UserError, mutate, provided
 from schema.opportunity import Opportunity
@@ -32,6 +33,11 @@ class ConvertLeadOpportunityInput:
     sales_stage: str
     name: str | None = strawberry.field(default=UNSET, description="Defaults to the company.")
     amount: Decimal | None = UNSET
+    next_step: str | None = UNSET
+    type: str | None = UNSET
+    custom_fields: list[CustomFieldInput] | None = strawberry.field(
+        default=UNSET, description="Win over the values mapped from the lead's fields."
+    )
 
 
 @strawberry.input

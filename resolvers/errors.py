@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     OUT_OF_RANGE = "OUT_OF_RANGE"
     INACTIVE = "INACTIVE"
     PERMISSION_DENIED = "PERMISSION_DENIED"
+    TOO_LARGE = "TOO_LARGE"
 
 
 @dataclass(frozen=True)

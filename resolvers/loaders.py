@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from models import (
+    ActivityLink,
     Contact,
     CustomFieldDefinition,
+    DocumentLink,
     FieldChange,
     OpportunityContact,
     Quote,
@@ -52,6 +54,13 @@ class Loaders:
             self._definitions
         )
         self._relations: dict[Hashable, DataLoader[int, Page[Any]]] = {}
+        self._batches: dict[Hashable, DataLoader[Any, Any]] = {}
+        self.document_links: DataLoader[int, list[tuple[str, int]]] = DataLoader(
+            self._document_links
+        )
+        self.activity_links: DataLoader[int, list[tuple[str, int]]] = DataLoader(
+            self._activity_links
+        )
 
     def _visible_loader(self, type_name: str) -> Callable[[list[int]], Any]:
         kind = KINDS[type_name]
@@ -112,6 +121,24 @@ class Loaders:
             order=[FieldChange.changed_at.desc(), FieldChange.id.desc()],
         )
 
+    async def _links(self, link: Any, owner: Any, ids: list[int]) -> list[list[tuple[str, int]]]:
+        stmt = (
+            select(owner, link.entity, link.record_id)
+            .where(owner.in_(ids))
+            .order_by(owner, link.entity, link.record_id)
+        )
+        grouped: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        for owner_id, entity, record_id in await self.session.execute(stmt):
+            grouped[owner_id].append((entity, record_id))
+        return [grouped[i] for i in ids]
+
+    async def _document_links(self, ids: list[int]) -> list[list[tuple[str, int]]]:
+        """(entity, record id) of the records each document is linked to."""
+        return await self._links(DocumentLink, DocumentLink.document_id, ids)
+
+    async def _activity_links(self, ids: list[int]) -> list[list[tuple[str, int]]]:
+        return await self._links(ActivityLink, ActivityLink.activity_id, ids)
+
     async def _campaign_stats(self, ids: list[int]) -> list[campaign.CampaignStats]:
         stats = await campaign.campaign_stats(self.session, self.viewer, ids)
         return [stats.get(i, campaign.CampaignStats()) for i in ids]
@@ -126,14 +153,19 @@ class Loaders:
         args: PageArgs,
         spec: Hashable,
         extra_sort: dict[str, Any] | None = None,
+        through_visible_parent: bool = False,
     ) -> Page[Any]:
         """A connection below each parent of a page, batched: one query per distinct `spec`
-        (the relation and its arguments), whatever the number of parents."""
+        (the relation and its arguments), whatever the number of parents.
+
+        `through_visible_parent`: the children are visible because their (visible) parent
+        is, so `conditions` alone select them (documents, activities, comments)."""
         key = (type_name, parent_column.key, order, args, spec)
         loader = self._relations.get(key)
         if loader is None:
             kind = KINDS[type_name]
-            where = [*kind.visible(self.viewer), *conditions]
+            visible = [] if through_visible_parent else kind.visible(self.viewer)
+            where = [*visible, *conditions]
             sort, signature = sort_keys(type_name, order, extra_sort)
 
             async def load(parent_ids: list[int]) -> list[Page[Any]]:
@@ -145,6 +177,16 @@ class Loaders:
 
             loader = self._relations[key] = DataLoader(load)
         return await loader.load(parent_id)
+
+    def batch(
+        self, key: Hashable, load: Callable[[list[Any]], Awaitable[list[Any]]]
+    ) -> DataLoader[Any, Any]:
+        """An ad-hoc loader (a relation with its arguments, say), made on first use and
+        shared by every field that asks with the same `key`."""
+        loader = self._batches.get(key)
+        if loader is None:
+            loader = self._batches[key] = DataLoader(load)
+        return loader
 
     def fresh(self) -> Loaders:
         """New, empty caches (after a write, so the payload shows what was written)."""

@@ -185,7 +185,11 @@ async def paginate_many(
     default_size: int,
     max_size: int,
 ) -> dict[int, Page[Any]]:
-    """The same page of a relation for many parents at once (one windowed query)."""
+    """The same page of a relation for many parents at once (one windowed query).
+
+    `parent_column` is a column of `entity`, or of a link table that `where` joins to it
+    (documents through document_links); an entity linked to several parents of the batch
+    comes once per parent."""
     size, backwards = page_size(args, default_size, max_size)
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
     conditions = [parent_column.in_(sorted(set(parent_ids))), *where]
@@ -196,19 +200,22 @@ async def paginate_many(
     order = [(k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys]
     rank = func.row_number().over(partition_by=parent_column, order_by=order).label("rank")
     inner = (
-        select(entity.id.label("pk"), *[k.expr.label(f"k{i}") for i, k in enumerate(keys)], rank)
+        select(
+            entity.id.label("pk"), parent_column.label("parent"),
+            *[k.expr.label(f"k{i}") for i, k in enumerate(keys)], rank,
+        )
         .where(*conditions)
         .subquery()
     )
     stmt = (
-        select(entity, *[inner.c[f"k{i}"] for i in range(len(keys))])
+        select(entity, *[inner.c[f"k{i}"] for i in range(len(keys))], inner.c.parent)
         .join(inner, entity.id == inner.c.pk)
         .where(inner.c.rank <= size + 1)
-        .order_by(parent_column, inner.c.rank)
+        .order_by(inner.c.parent, inner.c.rank)
     )
     grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
     for row in (await session.execute(stmt)).all():
-        grouped[getattr(row[0], parent_column.key)].append(row)
+        grouped[row[-1]].append(row[:-1])
 
     counts: dict[int, int] | None = None
     # The parents' totalCount fields resolve concurrently: the first one runs the query,

@@ -11,17 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
     Account,
+    Activity,
     Budget,
     Campaign,
+    Comment,
     ConfigurationChange,
     Contact,
+    Document,
+    ImportJob,
     Lead,
     Opportunity,
     Product,
     Quote,
     User,
 )
-from resolvers import opportunity
+from resolvers import activities, documents, opportunity
 from resolvers.ids import from_global_id, pk_of
 from resolvers.pagination import Page, PageArgs, SortKey, paginate
 from resolvers.permissions import Viewer, readable
@@ -88,6 +92,21 @@ KINDS: dict[str, Kind] = {
     "ConfigurationChange": Kind(
         ConfigurationChange, lambda viewer: [true() if viewer.is_admin else false()], (),
         {"CHANGED_AT": ConfigurationChange.changed_at},
+    ),
+    # The deal room: visible through the records they are linked to.
+    "Document": Kind(
+        Document, documents.visible_conditions, (Document.title, Document.filename),
+        {"NAME": Document.title},
+    ),
+    "Activity": Kind(
+        Activity, activities.visible_conditions, (Activity.subject,),
+        {"NAME": Activity.subject}, Activity.assigned_to_id,
+    ),
+    "Comment": Kind(Comment, activities.comment_visible_conditions, (Comment.text,)),
+    # CSV import jobs: their creator's, and every one for an admin.
+    "ImportJob": Kind(
+        ImportJob, lambda viewer: [true() if viewer.is_admin
+                                   else ImportJob.created_by_id == viewer.user.id], (),
     ),
 }
 for _kind in KINDS.values():

@@ -12,8 +12,10 @@ import models
 from schema.common import RecordOrder, list_filter, related, relation, root_list
 from schema.context import Info
 from schema.customization import Customizable
+from schema.dealroom import DealRoomRecord
 from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
 from schema.relay import Connection, Node, node_id, order_pairs, page_args, rows_of
+from schema.timeline import TimelineRecord
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ Parent = strawberry.Parent[models.Account]
 
 
 @strawberry.type(description="A customer company (Azienda).")
-class Account(Node, Customizable):
+class Account(Node, Customizable, DealRoomRecord, TimelineRecord):
     is_type_of = rows_of(models.Account)
     id: strawberry.ID = node_id("Account")
     number: str

@@ -12,6 +12,7 @@ from resolvers.ids import pk_of
 from schema.common import RecordOrder, list_filter, related, root_list
 from schema.context import Info
 from schema.customization import Customizable
+from schema.dealroom import DealRoomRecord
 from schema.relay import Connection, Node, node_id, page_args, rows_of
 from schema.user import User
 
@@ -22,7 +23,7 @@ Parent = strawberry.Parent[models.Contact]
 
 
 @strawberry.type
-class Contact(Node, Customizable):
+class Contact(Node, Customizable, DealRoomRecord):
     is_type_of = rows_of(models.Contact)
     id: strawberry.ID = node_id("Contact")
     number: str

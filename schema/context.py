@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from resolvers.filestore import FileStore
+from resolvers.live import Live
 from resolvers.loaders import Loaders
 from resolvers.permissions import Viewer
 
@@ -21,6 +23,11 @@ class Context:
     max_page_size: int = 100
     request_id: str = ""
     log: dict[str, Any] = field(default_factory=dict)
+    live: Live | None = None  # an operation over the WebSocket: what subscriptions follow
+    files: FileStore | None = None  # uploaded documents (DEALGRAPH_DATA_DIR)
+    # Sessions of their own, for work that outlives the request (a background import).
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    max_import_bytes: int = 50 * 1024 * 1024
 
 
 Info = strawberry.Info[Context, None]

@@ -11,7 +11,9 @@ import models
 from schema.common import RecordOrder, list_filter, related, root_list
 from schema.context import Info
 from schema.customization import Customizable
+from schema.dealroom import DealRoomRecord
 from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.timeline import TimelineRecord
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ Parent = strawberry.Parent[models.Lead]
 
 
 @strawberry.type
-class Lead(Node, Customizable):
+class Lead(Node, Customizable, DealRoomRecord, TimelineRecord):
     is_type_of = rows_of(models.Lead)
     id: strawberry.ID = node_id("Lead")
     number: str

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -23,15 +31,24 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
+from resolvers import live
+from resolvers.auth import authenticate
 from resolvers.errors import RequestError
+from resolvers.events import Broker
+from resolvers.filestore import FileStore
 from resolvers.loaders import Loaders
+from resolvers.permissions import Viewer, load_viewer
 from schema import build_schema
 from schema.context import Context
 from server.settings import Settings
 
 log = logging.getLogger("dealgraph")
+access_log = logging.getLogger("dealgraph.access")
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 LIMIT_MARKERS = ("maximum operation depth", "aliases found", "tokens. Parsing aborted")
@@ -42,6 +59,8 @@ def _code_for(error: GraphQLError) -> str | None:
     original = error.original_error
     if isinstance(original, RequestError):
         return original.code
+    if original is None and (error.extensions or {}).get("code") == INTERNAL:
+        return INTERNAL  # shaped already (a streamed result passes the shaping twice)
     if original is not None and not isinstance(original, GraphQLError):
         return None
     if any(marker in error.message for marker in LIMIT_MARKERS):
@@ -93,6 +112,15 @@ class ErrorShaping(SchemaExtension):
             if isinstance(context, Context):
                 context.log["errors"] = len(result.errors)
 
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """The same for every result of a subscription, before it is sent."""
+        context = self.execution_context.context
+        request_id = context.request_id if isinstance(context, Context) else ""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [shape_error(e, request_id) for e in errors]
+        yield
+
 
 class DealgraphSchema(strawberry.Schema):
     def process_errors(
@@ -124,6 +152,7 @@ def create_schema(settings: Settings) -> strawberry.Schema:
     return build_schema(
         # Factories: Strawberry builds fresh extensions per request; the caches are shared.
         extensions=[
+            WebSocketOperation,  # first: the operation's own session around everything else
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: ParserCache(maxsize=1024),
             lambda: AddValidationRules(limit_rules),
@@ -134,16 +163,170 @@ def create_schema(settings: Settings) -> strawberry.Schema:
     )
 
 
-class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view over the request state that the auth middleware prepared."""
+# --- the WebSocket ------------------------------------------------------------------------
 
-    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+
+def bearer_token(params: Mapping[str, Any]) -> str | None:
+    """The token of a connection_init payload: {"Authorization": "Bearer <token>"} (any case
+    of the key), or {"token": "<token>"}."""
+    for key, value in params.items():
+        if not isinstance(value, str):
+            continue
+        if key.lower() == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif key.lower() == "token" and value.strip():
+            return value.strip()
+    return None
+
+
+@dataclass
+class WebSocketConnection:
+    """One WebSocket connection (Strawberry's connection-wide context): who opened it, once
+    connection_init has been accepted. Each operation on it runs in a Context of its own
+    (see WebSocketOperation)."""
+
+    view: GraphQLApp
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    connection_params: dict[str, Any] | None = None
+    viewer: Viewer | None = None
+    token: str | None = None
+
+    def operation_context(self, session: AsyncSession) -> Context:
+        assert self.viewer is not None and self.token is not None  # after connection_ack
+        view, settings = self.view, self.view.settings
+        assert view.broker is not None
+        return Context(
+            session=session,
+            viewer=self.viewer,
+            loaders=Loaders(
+                session, self.viewer, settings.default_page_size, settings.max_page_size
+            ),
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            request_id=uuid.uuid4().hex,
+            log={"connection_id": self.request_id, "transport": "websocket",
+                 "user": self.viewer.user.username},
+            live=live.Live(view.broker, self.token, settings.sharing),
+            files=view.files,
+            sessions=view.sessions,
+            max_import_bytes=settings.max_import_bytes,
+        )
+
+
+class WebSocketOperation(SchemaExtension):
+    """An operation over the WebSocket gets its own session and context (the connection's
+    is shared by all its operations), re-authenticates the connection's token, and logs one
+    line when it ends. HTTP requests pass untouched (the auth middleware did all this)."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        connection = self.execution_context.context
+        if not isinstance(connection, WebSocketConnection):
+            yield
+            return
+        assert connection.view.sessions is not None
+        started = time.perf_counter()
+        async with connection.view.sessions() as session:
+            context = connection.operation_context(session)
+            self.execution_context.context = context
+            try:
+                yield
+            finally:
+                context.log["request_id"] = context.request_id
+                context.log["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+                access_log.info(json.dumps(context.log, default=str))
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and context.live is not None:
+            # The token may have been revoked since the connection was opened.
+            viewer = await live.current_viewer(context.session, context.live)
+            context.viewer = viewer
+            context.loaders = Loaders(
+                context.session, viewer, context.default_page_size, context.max_page_size
+            )
+        yield
+
+
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends JSON as text frames: graphql-ws clients refuse binary ones (and the view's
+    encode_json gives bytes, for HTTP)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI view over the request state that the auth middleware prepared; and
+    subscriptions over the WebSocket (graphql-transport-ws), authenticated by the token in
+    connection_init, within the connection limits of the settings."""
+
+    websocket_adapter_class = TextWebSocketAdapter
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        settings: Settings,
+        *,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            multipart_uploads_enabled=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(
+                seconds=settings.ws_connection_init_timeout_seconds
+            ),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
+            allowed_origins=settings.ws_allowed_origins,
+        )
         self.settings = settings
+        self.files = FileStore(settings.data_dir, settings.max_upload_bytes)
+        self.sessions = sessions  # the WebSocket's operations open their own sessions
+        self.broker = broker
+        self.connections = 0  # open WebSocket connections in this process
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        if self.sessions is None or self.connections >= self.settings.ws_max_connections:
+            websocket = WebSocket(scope, receive=receive, send=send)
+            await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
+            await websocket.close(1013, "Too many connections; try again later.")
+            return
+        self.connections += 1
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.connections -= 1
+
+    async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
+        """connection_init: the payload's token must be a valid one (else 4403 Forbidden)."""
+        assert isinstance(context, WebSocketConnection) and self.sessions is not None
+        token = bearer_token(context.connection_params or {})
+        if token is None:
+            raise ConnectionRejectionError({"message": "Send a token in connection_init."})
+        async with self.sessions() as session:
+            user = await authenticate(session, token)
+            if user is None:
+                raise ConnectionRejectionError({"message": "The token is unknown or revoked."})
+            context.viewer = await load_viewer(session, user, self.settings.sharing)
+        context.token = token
+        acknowledged: UnsetType = UNSET  # a plain connection_ack
+        return acknowledged
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        if request.scope["type"] == "websocket":
+            return WebSocketConnection(self)  # type: ignore[return-value]
         state = request.scope.get("state", {})
         if "viewer" not in state and request.scope["type"] == "http":
             # Only the GraphiQL page gets here unauthenticated (see server.auth); Strawberry
@@ -160,6 +343,9 @@ class GraphQLApp(GraphQL[Context, None]):
             max_page_size=self.settings.max_page_size,
             request_id=state["request_id"],
             log=state["log"],
+            files=self.files,
+            sessions=getattr(getattr(request.scope.get("app"), "state", None), "sessions", None),
+            max_import_bytes=self.settings.max_import_bytes,
         )
 
     async def process_result(

@@ -12,6 +12,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./dealgraph.db"
     data_dir: str = "./data"
+    max_upload_bytes: int = 25 * 1024 * 1024  # a larger upload is refused (TOO_LARGE)
     sharing: Literal["PRIVATE", "PUBLIC"] = "PRIVATE"
     base_currency: str = "EUR"
 
@@ -27,3 +28,15 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 10_000
 
     log_level: str = "INFO"
+
+    # Live updates: subscriptions over the WebSocket on /graphql (graphql-transport-ws).
+    ws_max_connections: int = 1000  # per process; more are closed with 1013 (try again later)
+    ws_max_subscriptions_per_connection: int = 20
+    # Browser origins allowed besides the server's own (JSON list; "*" allows any); clients
+    # that send no Origin (not browsers) are always allowed.
+    ws_allowed_origins: list[str] = []
+    ws_connection_init_timeout_seconds: float = 10.0  # to send connection_init
+    ws_queue_size: int = 1000  # events waiting for a slow subscriber before it is cut off
+
+    # The largest CSV file importOpportunities takes (bytes).
+    max_import_bytes: int = 50 * 1024 * 1024

@@ -1,0 +1,201 @@
+"""The records that documents, activities and comments hang on: opportunities, accounts,
+contacts and leads, named in the link tables by an entity code and a primary key.
+
+The deal room's one visibility rule lives here: a document or an activity is visible when
+any record it is linked to is visible (and not deleted); a comment when its record is. So
+is its editing rule: changing or deleting one takes edit rights on a record it is linked to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Account, ActivityLink, Comment, Contact, DocumentLink, Lead, Opportunity
+from resolvers.errors import ErrorCode
+from resolvers.ids import from_global_id, pk_of
+from resolvers.permissions import Viewer, readable
+from resolvers.tx import assign_ids
+from resolvers.validation import Checker, FieldPath
+
+ENTITY_OF_TYPE = {
+    "Opportunity": "OPPORTUNITY", "Account": "ACCOUNT", "Contact": "CONTACT", "Lead": "LEAD",
+}
+TYPE_OF_ENTITY = {entity: type_name for type_name, entity in ENTITY_OF_TYPE.items()}
+MODELS: dict[str, Any] = {
+    "OPPORTUNITY": Opportunity, "ACCOUNT": Account, "CONTACT": Contact, "LEAD": Lead,
+}
+Key = tuple[str, int]  # (entity, record id)
+
+
+def ordered(keys: Iterable[Key]) -> list[Key]:
+    """Opportunities, accounts, contacts, then leads; each by id."""
+    rank = {entity: i for i, entity in enumerate(MODELS)}
+    return sorted(keys, key=lambda key: (rank[key[0]], key[1]))
+
+
+def entity_of(record: Any) -> str:
+    return ENTITY_OF_TYPE[type(record).__name__]
+
+
+def key_of(record: Any) -> Key:
+    return entity_of(record), record.id
+
+
+def _visible_record(entity: str, viewer: Viewer) -> list[ColumnElement[bool]]:
+    model = MODELS[entity]
+    return [model.deleted_at.is_(None), readable(model.assigned_to_id, viewer)]
+
+
+def names_visible(entity_column: Any, record_column: Any, viewer: Viewer) -> ColumnElement[bool]:
+    """SQL: the (entity, record id) pair in these columns names a record the viewer may see."""
+    return or_(
+        *(
+            and_(entity_column == entity, record_column.in_(
+                select(model.id).where(*_visible_record(entity, viewer))
+            ))
+            for entity, model in MODELS.items()
+        )
+    )
+
+
+def may_edit(viewer: Viewer, record: Any) -> bool:
+    return record.deleted_at is None and viewer.can_edit_owner(record.assigned_to_id)
+
+
+async def load_records(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, Any]:
+    """The records (deleted or not) behind link keys: one query per entity."""
+    wanted: dict[str, set[int]] = {}
+    for entity, pk in keys:
+        wanted.setdefault(entity, set()).add(pk)
+    found: dict[Key, Any] = {}
+    for entity, pks in wanted.items():
+        model = MODELS[entity]
+        for record in (await session.scalars(select(model).where(model.id.in_(pks)))).all():
+            found[(entity, record.id)] = record
+    return found
+
+
+async def linked_keys(
+    session: AsyncSession, link: Any, owner_column: Any, owner_id: int
+) -> list[Key]:
+    stmt = select(link.entity, link.record_id).where(owner_column == owner_id)
+    return [(entity, pk) for entity, pk in await session.execute(stmt)]
+
+
+async def editable_link(
+    session: AsyncSession, viewer: Viewer, link: Any, owner_column: Any, owner_id: int
+) -> bool:
+    """Whether the viewer may edit a record that the document or activity is linked to."""
+    keys = await linked_keys(session, link, owner_column, owner_id)
+    records = await load_records(session, keys)
+    return any(may_edit(viewer, r) for r in records.values())
+
+
+async def target(
+    c: Checker, field: FieldPath, global_id: str | None, *, edit: bool = True
+) -> tuple[Key, Any] | None:
+    """The record a `...Id`/`recordId` input names, to hang something on: NOT_FOUND unless
+    the viewer may see it, INVALID for a type that takes no documents, activities or
+    comments, PERMISSION_DENIED (when `edit`) unless the viewer may also change it."""
+    if global_id is None:
+        return None
+    decoded = from_global_id(global_id)
+    if decoded is None:
+        c.fail(field, f"No record with id {global_id!r}.", ErrorCode.NOT_FOUND)
+        return None
+    type_name = decoded[0]
+    if type_name not in ENTITY_OF_TYPE:
+        c.fail(field, f"A {type_name.lower()} takes no documents, activities or comments; "
+               "use an opportunity, account, contact or lead.", ErrorCode.INVALID)
+        return None
+    record = await c.reference(field, type_name, global_id)
+    if record is None:
+        return None
+    if edit and not may_edit(c.viewer, record):
+        c.fail(field, f"You may read this {type_name.lower()} but not change it.",
+               ErrorCode.PERMISSION_DENIED)
+        return None
+    return key_of(record), record
+
+
+
+async def load_for_edit(
+    c: Checker, type_name: str, link: Any, owner_column: Any, global_id: str, field: FieldPath
+) -> Any:
+    """A document or activity (`type_name`) that the viewer may see (NOT_FOUND otherwise)
+    and change (PERMISSION_DENIED otherwise), locked; None after a failure noted in `c`."""
+    from resolvers.records import KINDS  # records imports the deal room modules
+
+    kind = KINDS[type_name]
+    pk = pk_of(global_id, type_name)
+    row = None
+    if pk is not None:
+        stmt = (
+            select(kind.model)
+            .where(kind.model.id == pk, *kind.visible(c.viewer))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = (await c.session.scalars(stmt)).first()
+    label = type_name.lower()
+    if row is None:
+        c.fail(field, f"No {label} with id {global_id!r}.", ErrorCode.NOT_FOUND)
+        return None
+    if not await editable_link(c.session, c.viewer, link, owner_column, row.id):
+        c.fail(
+            field,
+            f"You may see this {label} but not change it: you may change none of the records "
+            "it is linked to.",
+            ErrorCode.PERMISSION_DENIED,
+        )
+        return None
+    return row
+
+
+async def carry_over(
+    session: AsyncSession, source: Key, targets: Sequence[Key], comments_to: Key | None
+) -> None:
+    """The history of a converted lead moves with it (vtiger's transfer of related records):
+    its documents and activities are linked to every target as well (their link to the lead
+    stays, so the lead still shows them), and its comments are copied onto `comments_to`
+    with their authors, times and reply threads (the lead keeps its own)."""
+    entity, pk = source
+    for link, owner in (
+        (DocumentLink, DocumentLink.document_id), (ActivityLink, ActivityLink.activity_id),
+    ):
+        on_source = select(owner).where(link.entity == entity, link.record_id == pk)
+        rows = await session.execute(
+            select(owner, link.entity, link.record_id).where(owner.in_(on_source))
+        )
+        have = {(o, e, r) for o, e, r in rows}
+        for owner_id in sorted({o for o, e, r in have if (e, r) == source}):
+            session.add_all(
+                link(**{owner.key: owner_id, "entity": t_entity, "record_id": t_pk})
+                for t_entity, t_pk in dict.fromkeys(targets)
+                if (owner_id, t_entity, t_pk) not in have
+            )
+    if comments_to is not None:
+        stmt = (
+            select(Comment)
+            .where(Comment.entity == entity, Comment.record_id == pk)
+            .order_by(Comment.id)
+        )
+        originals = (await session.scalars(stmt)).all()
+        copies = {
+            c.id: Comment(
+                entity=comments_to[0], record_id=comments_to[1], author_id=c.author_id,
+                text=c.text, deleted_at=c.deleted_at, created_at=c.created_at,
+                updated_at=c.updated_at,
+            )
+            for c in originals
+        }
+        session.add_all(copies.values())
+        await assign_ids(session)  # the copies' ids, for their replies, before the insert
+        for c in originals:
+            if c.reply_to_id is not None and c.reply_to_id in copies:
+                copies[c.id].reply_to_id = copies[c.reply_to_id].id
+    await session.flush()

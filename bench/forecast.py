@@ -55,8 +55,9 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import run as pipeline  # noqa: E402  (bench/run.py: database and command helpers)
 from rich.table import Table  # noqa: E402
-from sqlalchemy import delete, event, func, insert, select, text  # noqa: E402
+from sqlalchemy import delete, event, func, insert, inspect, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
 
 from models import Budget, Opportunity, User  # noqa: E402
@@ -122,6 +123,8 @@ class Result:
             "max_ms": round(max(self.times_ms), 1),
             "sql_median_ms": round(statistics.median(self.sql_ms), 1) if self.sql_ms else None,
             "statements": self.statements, "dashboard": self.case.dashboard,
+            "sql": " ".join(self.main_sql.split()) if self.main_sql else None,
+            "parameters": repr(self.main_params),
             "access": access_paths(self.plan),
             "plan": self.plan,
         }
@@ -197,26 +200,41 @@ async def explain(engine: AsyncEngine, statement: str, params: Any) -> list[str]
 # --- the database --------------------------------------------------------------------------
 
 
-def database_url(kind: str, workdir: Path, pg_url: str) -> str:
+def database_url(kind: str, workdir: Path, pg_url: str, name: str) -> str:
     if kind == "sqlite":
         return f"sqlite+aiosqlite:///{workdir / 'forecast.db'}"
-    return make_url(pg_url).set(database=PG_DATABASE).render_as_string(hide_password=False)
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
 
 
-def fresh_database(kind: str, workdir: Path, pg_url: str) -> None:
+def fresh_database(kind: str, workdir: Path, pg_url: str, name: str) -> None:
     if kind == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             Path(f"{workdir / 'forecast.db'}{suffix}").unlink(missing_ok=True)
     else:
-        drop_pg(pg_url)
-        pipeline.pg_admin(pg_url, [f"CREATE DATABASE {PG_DATABASE}"])
+        drop_pg(pg_url, name)
+        pipeline.pg_admin(pg_url, [f"CREATE DATABASE {name}"])
 
 
-def drop_pg(pg_url: str) -> None:
-    pipeline.pg_admin(pg_url, [f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"])
+def drop_pg(pg_url: str, name: str) -> None:
+    """DROP DATABASE waits for a checkpoint, which can take minutes on a busy server after a
+    million-row load: allowed 10 minutes (bench/run.py's helper gives psql one)."""
+
+    async def main() -> None:
+        url = make_url(pg_url).set(database="postgres")
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 600))
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        raise BenchError(f"could not drop {name}: {exc}") from exc
 
 
-def pg_exists(pg_url: str) -> bool:
+def pg_exists(pg_url: str, name: str) -> bool:
     async def main() -> bool:
         url = make_url(pg_url).set(database="postgres")
         engine = create_async_engine(url)
@@ -224,7 +242,7 @@ def pg_exists(pg_url: str) -> bool:
             async with engine.connect() as connection:
                 found = await connection.scalar(
                     text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                    {"name": PG_DATABASE},
+                    {"name": name},
                 )
         finally:
             await engine.dispose()
@@ -234,13 +252,19 @@ def pg_exists(pg_url: str) -> bool:
 
 
 def count_opportunities(url: str) -> int:
+    """Deals in a kept database; 0 when it has no schema yet (any other failure is raised, so
+    that --reuse never reloads a database it merely failed to read)."""
+
     async def main() -> int:
         engine = create_async_engine(url)
         try:
             async with engine.connect() as connection:
+                exists = await connection.run_sync(
+                    lambda sync: inspect(sync).has_table("opportunities")
+                )
+                if not exists:
+                    return 0
                 return int(await connection.scalar(select(func.count(Opportunity.id))) or 0)
-        except Exception:  # noqa: BLE001 - no table yet: nothing loaded
-            return 0
         finally:
             await engine.dispose()
 
@@ -441,13 +465,13 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
     dbdir = workdir / kind
     dbdir.mkdir(parents=True, exist_ok=True)
     log = dbdir / "commands.log"
-    url = database_url(kind, dbdir, args.pg_url)
+    url = database_url(kind, dbdir, args.pg_url, args.pg_database)
     console.rule(f"[bold]{kind}")
     console.print(f"  database: {make_url(url).render_as_string(hide_password=True)}")
     row: dict[str, Any] = {"database": kind}
     try:
         existing = 0
-        if args.reuse and (kind == "sqlite" or pg_exists(args.pg_url)):
+        if args.reuse and (kind == "sqlite" or pg_exists(args.pg_url, args.pg_database)):
             existing = count_opportunities(url)
         if existing:
             row["migrate_s"] = round(migrate(url, dbdir, log), 2)
@@ -455,7 +479,7 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
             console.print(f"  reused: {existing} opportunities; "
                           f"`dealgraph migrate` took {row['migrate_s']:.2f} s")
         else:
-            fresh_database(kind, dbdir, args.pg_url)
+            fresh_database(kind, dbdir, args.pg_url, args.pg_database)
             load_s = pipeline.load_demo_data(url, args.opportunities, dbdir, log,
                                              args.load_timeout)
             row["load_s"] = round(load_s, 2)
@@ -483,12 +507,12 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
     finally:
         if kind == "postgresql":
             if args.keep:
-                console.print(f"  kept database {PG_DATABASE} (--keep)")
+                console.print(f"  kept database {args.pg_database} (--keep)")
             else:
                 try:
-                    drop_pg(args.pg_url)
+                    drop_pg(args.pg_url, args.pg_database)
                 except BenchError as exc:
-                    console.print(f"[yellow]could not drop {PG_DATABASE}:[/yellow] {exc}")
+                    console.print(f"[yellow]could not drop {args.pg_database}:[/yellow] {exc}")
     return row
 
 
@@ -548,10 +572,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query")
     parser.add_argument("--pg-url", default=pipeline.DEFAULT_PG_URL,
-                        help=f"PostgreSQL server (default {pipeline.DEFAULT_PG_URL}); "
-                             f"the benchmark database is {PG_DATABASE}")
+                        help=f"PostgreSQL server (default {pipeline.DEFAULT_PG_URL})")
+    parser.add_argument("--pg-database", default=PG_DATABASE,
+                        help=f"the benchmark database on it, dropped and re-created "
+                             f"(default {PG_DATABASE})")
     parser.add_argument("--keep", action="store_true",
-                        help=f"keep {PG_DATABASE} and the SQLite file (see --workdir)")
+                        help="keep the PostgreSQL database and the SQLite file (see --workdir)")
     parser.add_argument("--reuse", action="store_true",
                         help="use the kept databases when they hold opportunities: "
                              "`dealgraph migrate` (timed) instead of a fresh load")
@@ -567,6 +593,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     if args.opportunities < 1 or args.repeat < 1:
         parser.error("need --opportunities >= 1 and --repeat >= 1")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.pg_database):
+        parser.error("--pg-database must be a lower-case SQL identifier")
     for kind in args.databases:
         if kind not in ("sqlite", "postgresql"):
             parser.error(f"unknown database {kind!r} (sqlite or postgresql)")

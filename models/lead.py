@@ -27,9 +27,13 @@ class Lead(Record, Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     is_converted: Mapped[bool] = mapped_column(Boolean, default=False)
     converted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    converted_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    converted_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id"), index=True  # timelines find conversions by these two
+    )
     converted_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    converted_opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    converted_opportunity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("opportunities.id"), index=True
+    )
     custom_fields: Mapped[dict[str, Any]] = mapped_column(
         JSON, default=dict  # the database defaults it to {} too
     )

@@ -422,7 +422,9 @@ def _holds(column: Any, d: CustomFieldDefinition, option: Any, what: str) -> Col
     string. replace() matches case-sensitively on both databases (SQLite's LIKE ignores
     ASCII case) and needs no escaping."""
     text = column[d.key].as_string()
-    return func.replace(text, json.dumps(_stored(d, option, what)), "") != text
+    needle = json.dumps(_stored(d, option, what))
+    holds: ColumnElement[bool] = func.replace(text, needle, "") != text
+    return holds
 
 
 async def filter_conditions(

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import FieldChange, Opportunity
+from models.base import utcnow
 from resolvers.cache import store
+from resolvers.ids import to_global_id
 
 TRACKED = {
     "amount": "amount",
@@ -21,6 +23,8 @@ TRACKED = {
     "campaign_id": "campaign",
 }
 SOURCES = ("MUTATION", "QUOTE_SYNC", "IMPORT", "CONVERSION", "UNDO")
+# Tracked references: stored as database ids, shown to clients as global ids.
+REFERENCES = {"assignedTo": "User", "account": "Account", "campaign": "Campaign"}
 
 
 def _plain(value: Any) -> Any:
@@ -36,6 +40,14 @@ def _values(opp: Opportunity) -> dict[str, Any]:
     for key, value in (opp.custom_fields or {}).items():
         values[key] = value
     return values
+
+
+def shown(field: str, value: Any) -> Any:
+    """A stored value as clients see it: a reference as its global id."""
+    type_name = REFERENCES.get(field)
+    if type_name is not None and isinstance(value, int):
+        return to_global_id(type_name, value)
+    return value
 
 
 def remember(session: AsyncSession, opp: Opportunity) -> None:
@@ -60,11 +72,13 @@ def record(
     after = _values(opp)
     source = source or known.get("history_source", "MUTATION")
     changed = False
+    now = utcnow()  # one write, one instant for all its changes
     for field in sorted(set(before) | set(after)):
         if before.get(field) != after.get(field):
             session.add(FieldChange(
                 opportunity_id=opp.id, field=field, old_value=before.get(field),
                 new_value=after.get(field), source=source, changed_by_id=actor_id,
+                changed_at=now,
             ))
             changed = True
     known[("history", opp.id)] = after

@@ -5,19 +5,24 @@ bulk per batch so that a row costs no query of its own, and batches are written 
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import datetime as dt
 import io
+import itertools
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import MANYTOONE, Session
 
 from models import (
     Account,
@@ -33,24 +38,30 @@ from models import (
     StageChange,
     User,
 )
-from models.base import utcnow
-from resolvers import customization, editing, history, opportunity
-from resolvers.csv_fields import HEADERS, ITALIAN_VALUES, normalise
+from models.base import Base, utcnow
+from resolvers import customization, editing, events, history, opportunity
+from resolvers.csv_fields import COLUMNS, HEADERS, ITALIAN_VALUES, normalise
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
 from resolvers.numbering import reserve_numbers
 from resolvers.permissions import Viewer, readable
-from resolvers.tx import assign_ids, begin_write
+from resolvers.tx import _next_ids, assign_ids, begin_write
 from resolvers.validation import all_stages, remember
+
+log = logging.getLogger("dealgraph.import")
 
 DELIMITERS = ",;\t|"
 MATCHABLE = ("number", "name", "account", "campaign", "assignedTo", "expectedCloseDate")
+DUPLICATE_MODES = ("skip", "overwrite", "merge")
+ERROR_COLUMN = "Import error"  # the extra column of the failed-rows CSV, ignored on re-import
 # Snapshot of an overwritten deal, restored by undo.
 SNAPSHOT = (
     "name", "amount", "currency", "account_id", "campaign_id", "expected_close_date",
     "actual_close_date", "type", "next_step", "lead_source", "sales_stage", "probability",
     "probability_is_manual", "lost_reason", "assigned_to_id", "description", "custom_fields",
 )
+# Field keys a column (or a mapping) may feed.
+WRITABLE = tuple(c.key for c in COLUMNS if not c.read_only)
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,33 @@ class Options:
     duplicates: str = "skip"  # skip | overwrite | merge (with `match`)
     match: tuple[str, ...] = ()
     create_missing_accounts: bool = False
-    mapping: dict[str, str] = field(default_factory=dict)  # header -> field key ("" ignores)
+    mapping: dict[str, str | None] = field(default_factory=dict)  # header -> field (None: ignore)
     all_or_nothing: bool = False
     batch_size: int = 1000
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong with the options themselves, as (option, message): the caller
+        refuses them up front."""
+        found = []
+        if self.duplicates not in DUPLICATE_MODES:
+            found.append(("duplicates", f"duplicates must be one of "
+                          f"{', '.join(DUPLICATE_MODES)}; got {self.duplicates!r}"))
+        unknown = [m for m in self.match if m not in MATCHABLE]
+        if unknown:
+            found.append(("match", f"cannot match on {', '.join(map(repr, unknown))}; "
+                          f"match on {', '.join(MATCHABLE)}"))
+        if self.duplicates != "skip" and not self.match:
+            found.append(("match", f"duplicates {self.duplicates} needs the fields to "
+                          "match on"))
+        if self.batch_size < 1:
+            found.append(("batchSize", "the batch size must be at least 1"))
+        return found
+
+    def check(self) -> None:
+        problems = self.problems()
+        if problems:
+            message = "; ".join(m for _, m in problems)
+            raise UnusableInput(message[:1].upper() + message[1:] + ".", problems[0][0])
 
 
 @dataclass
@@ -89,9 +124,22 @@ class Report:
 
 
 class CellError(ValueError):
-    def __init__(self, column: str, message: str) -> None:
+    """Cells of a row that cannot be read: (column, reason) of each."""
+
+    def __init__(
+        self, column: str | None, message: str, more: Sequence[tuple[str | None, str]] = ()
+    ) -> None:
         super().__init__(message)
-        self.column = column
+        self.problems = [(column, message), *more]
+
+
+class UnusableInput(ValueError):
+    """The file (or the mapping, or the options) cannot be imported at all: nothing is
+    tried. `field` names the input at fault (file, mapping, match, duplicates)."""
+
+    def __init__(self, message: str, field: str = "file") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # --- reading -------------------------------------------------------------------------
@@ -106,9 +154,18 @@ class Table:
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """Text and encoding: UTF-8 (with or without BOM), else Windows-1252, else ISO-8859-1."""
+    """Text and encoding: UTF-8 (with or without BOM), UTF-16 with a BOM (Excel's "Unicode
+    text"), else Windows-1252, else ISO-8859-1."""
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
+        try:
+            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError:
+            raise UnusableInput("The file starts as UTF-8 but is not valid UTF-8.") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise UnusableInput("The file starts as UTF-16 but is not valid UTF-16.") from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -120,38 +177,66 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def sniff_delimiter(text: str) -> str:
-    sample = "\n".join(text.splitlines()[:20])
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        header = text.splitlines()[0] if text else ""
-        return max(DELIMITERS, key=header.count)
+    """The delimiter that splits the header into the most columns and the first records
+    into as many cells as the header (quoted values may hold any delimiter)."""
+    sample = text[:65536]
+    if len(text) > len(sample) and "\n" in sample:
+        sample = sample[:sample.rindex("\n")]
+    best: tuple[int, int, int] | None = None
+    chosen = ","
+    for rank, delimiter in enumerate(DELIMITERS):
+        try:
+            records = list(itertools.islice(
+                csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), 50
+            ))
+        except csv.Error:
+            continue
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        body = [r for r in records[1:] if any(c.strip() for c in r)]
+        fitting = sum(1 for r in body if len(r) == width)
+        score = (fitting, width, -rank)
+        if best is None or score > best:
+            best, chosen = score, delimiter
+    return chosen
 
 
 def read_table(data: bytes) -> Table:
+    if data.startswith(b"PK\x03\x04"):
+        raise UnusableInput("This is a spreadsheet workbook (.xlsx), not CSV: save it as CSV.")
     text, encoding = decode(data)
+    if "\x00" in text:
+        raise UnusableInput("The file holds NUL bytes: it is not CSV text.")
+    if not text.strip():
+        raise UnusableInput("The file is empty.")
     delimiter = sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     headers: list[str] = []
     rows: list[tuple[int, list[str]]] = []
     start = 1
-    for cells in reader:
-        if not headers:
-            headers = [h.strip() for h in cells]
-        elif any(c.strip() for c in cells):
-            rows.append((start, cells))
-        start = reader.line_num + 1
+    try:
+        for cells in reader:
+            if not headers:
+                if any(c.strip() for c in cells):
+                    headers = [h.strip() for h in cells]
+            elif any(c.strip() for c in cells):
+                rows.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise UnusableInput(f"Line {reader.line_num}: the file is not valid CSV ({exc}).") from None
     return Table(headers, rows, encoding, delimiter)
 
 
 # --- values ----------------------------------------------------------------------------
 
 DATE_FORMS = (
-    re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?$"),  # ISO, maybe with a time
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T].*)?$"),  # ISO, maybe with a time
     re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?: .*)?$"),  # dd/mm/yyyy and kin
 )
 
 
+@lru_cache(maxsize=8192)  # a file repeats its dates; a bad one raises, and is not kept
 def parse_date(text: str) -> dt.date:
     value = text.strip()
     for i, form in enumerate(DATE_FORMS):
@@ -166,19 +251,40 @@ def parse_date(text: str) -> dt.date:
     raise ValueError(f"{text!r} is not a date (use 2027-03-31 or 31/03/2027)")
 
 
+_NOISE = re.compile(r"[\s\u00a0\u202f'’€$£%]")
+_CODE = re.compile(r"^[A-Za-z]{3}(?=[-\d.,])|(?<=[\d.,])[A-Za-z]{3}$")  # EUR 10, 10 EUR
+
+
 def parse_number(text: str, decimal_comma: bool) -> Decimal:
-    """'1.234,56', '1,234.56', '1234,56', '€ 1 234,56' and plain numbers."""
-    s = re.sub(r"[\s\u00a0'€$£%]", "", text)
-    if "," in s and "." in s:
-        comma_last = s.rfind(",") > s.rfind(".")
-        s = s.replace(".", "").replace(",", ".") if comma_last else s.replace(",", "")
-    elif "," in s:
-        thousands = re.fullmatch(r"-?\d{1,3}(,\d{3})+", s) and not decimal_comma
-        s = s.replace(",", "") if thousands else s.replace(",", ".")
-    elif decimal_comma and re.fullmatch(r"-?\d{1,3}(\.\d{3})+", s):
-        s = s.replace(".", "")
+    """'1.234,56', '1,234.56', '1234,56', '€ 1 234,56', '1.234.567' and plain numbers; a
+    lone separator before exactly three digits is a thousands one when decimal_comma says
+    the other is the decimal one. Thousands separators must group by three."""
+    s = _CODE.sub("", _NOISE.sub("", text))
+    sign = ""
+    if s[:1] in ("-", "+"):
+        sign, s = s[0], s[1:]
+    commas, dots = s.count(","), s.count(".")
+    decimal: str | None
+    if commas and dots:
+        decimal = "," if s.rfind(",") > s.rfind(".") else "."
+    elif commas > 1 or dots > 1:
+        decimal = None
+    elif commas:
+        decimal = None if re.fullmatch(r"\d{1,3},\d{3}", s) and not decimal_comma else ","
+    elif dots:
+        decimal = None if re.fullmatch(r"\d{1,3}\.\d{3}", s) and decimal_comma else "."
+    else:
+        decimal = None
+    thousands = {",": ".", ".": ","}[decimal] if decimal else ("," if commas else ".")
+    whole, _, fraction = s.partition(decimal) if decimal else (s, "", "")
+    if thousands in whole:
+        if not re.fullmatch(rf"\d{{1,3}}(\{thousands}\d{{3}})+", whole):
+            raise ValueError(f"{text!r} is not a number")
+        whole = whole.replace(thousands, "")
     try:
-        number = Decimal(s)
+        if thousands in fraction or (decimal and decimal in fraction):
+            raise InvalidOperation
+        number = Decimal(sign + whole + ("." + fraction if decimal else ""))
     except InvalidOperation:
         raise ValueError(f"{text!r} is not a number") from None
     if not number.is_finite():
@@ -186,9 +292,44 @@ def parse_number(text: str, decimal_comma: bool) -> Decimal:
     return number
 
 
+def _cents(number: Decimal) -> Decimal:
+    """vtiger writes money with eight decimals (1500.00000000): zeros beyond the cents go."""
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        rounded = number.quantize(Decimal("0.01"))
+        if rounded == number:
+            return rounded
+    return number
+
+
+def decimal_comma_of(values: Sequence[str], default: bool) -> bool:
+    """Whether a file's numbers use a decimal comma, by what its numeric cells show: a
+    separator followed by other than three digits is the decimal one, and so is the last of
+    two different ones. Without evidence, `default` (the semicolon files of Europe)."""
+    comma = dot = 0
+    for value in values:
+        s = _NOISE.sub("", value)
+        last_comma, last_dot = s.rfind(","), s.rfind(".")
+        if last_comma >= 0 and last_dot >= 0:
+            comma, dot = comma + (last_comma > last_dot), dot + (last_dot > last_comma)
+        elif last_comma >= 0:
+            if s.count(",") > 1:
+                dot += 1
+            elif len(s) - last_comma - 1 != 3:
+                comma += 1
+        elif last_dot >= 0:
+            if s.count(".") > 1:
+                comma += 1
+            elif len(s) - last_dot - 1 != 3:
+                dot += 1
+    if comma != dot:
+        return comma > dot
+    return default
+
+
 def parse_bool(text: str) -> bool:
     value = normalise(text)
-    if value in ("true", "1", "yes", "si", "y", "vero"):
+    if value in ("true", "1", "yes", "si", "y", "vero", "x"):
         return True
     if value in ("false", "0", "no", "n", "falso"):
         return False
@@ -209,6 +350,17 @@ class Lookups:
     contacts: dict[str, Contact] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=65_536)
+def _gid(type_name: str, pk: int) -> str:
+    """The global id of a referenced record (the same few, row after row)."""
+    return to_global_id(type_name, pk)
+
+
+def _fold(text: str) -> str:
+    """The natural-key form of a name: trimmed, case-insensitive, inner spaces collapsed."""
+    return " ".join(text.split()).casefold()
+
+
 class Importer:
     def __init__(
         self, session: AsyncSession, viewer: Viewer, options: Options, table: Table
@@ -222,30 +374,45 @@ class Importer:
         self.report = Report(total=len(table.rows), encoding=table.encoding,
                              delimiter=table.delimiter)
         self.targets: list[str | None] = []
+        self.number_index: int | None = None
         self.custom: dict[str, CustomFieldDefinition] = {}
         self.seen: dict[tuple[Any, ...], Opportunity] = {}
         self.created: list[Opportunity] = []
         self.items: list[dict[str, Any]] = []
         self.failed: list[tuple[int, list[str], str]] = []
+        self.row_custom: list[str] = []  # the custom keys of the current row, in order
 
     # columns -----------------------------------------------------------------------
 
     async def plan(self) -> None:
         """Which field each header feeds; unknown and read-only headers are warned about."""
+        if not self.table.headers:
+            raise UnusableInput("The file has no header row.")
         defs = await customization.definitions(self.session, "OPPORTUNITY")
         self.custom = {d.key: d for d in defs}
         by_label = {normalise(d.label): d.key for d in defs}
-        mapping = {normalise(k): v for k, v in self.options.mapping.items()}
+        mapping = {normalise(k): self._mapped(k, v, by_label)
+                   for k, v in self.options.mapping.items()}
+        present = {normalise(h) for h in self.table.headers}
+        for header in self.options.mapping:
+            if normalise(header) not in present:
+                self.report.warnings.append(
+                    f"The mapping names column {header!r}, which the file does not have."
+                )
         used: set[str] = set()
-        for header in self.table.headers:
+        for index, header in enumerate(self.table.headers):
             norm = normalise(header)
             target: str | None
             if norm in mapping:
-                target = mapping[norm] or None
+                target = mapping[norm]
+            elif norm == normalise(ERROR_COLUMN):
+                target = None  # a failed-rows file being imported again
             elif norm in HEADERS:
                 column = HEADERS[norm]
                 target = None if column.read_only else column.key
-                if column.read_only:
+                if column.key == "number":
+                    target = "number"
+                elif column.read_only:
                     self.report.warnings.append(f"Column {header!r} is read-only; ignored.")
             elif header.strip() in self.custom:
                 target = header.strip()
@@ -259,9 +426,53 @@ class Importer:
                 target = None
             if target is not None:
                 used.add(target)
+            if target == "number":
+                self.number_index = index
+                if "number" not in self.options.match:
+                    self.report.warnings.append(
+                        f"Column {header!r} is read-only (numbers are given on create); ignored."
+                    )
+                target = None
             self.targets.append(target)
+        if not used:
+            raise UnusableInput(
+                "No column of the file is an opportunity field (headers: "
+                f"{', '.join(map(repr, self.table.headers[:12]))}); name them like an export "
+                "does, or give a mapping."
+            )
+        if "number" in self.options.match and self.number_index is None:
+            raise UnusableInput(
+                "Matching on number needs a number column (Opportunity No).", "match"
+            )
         if "name" not in used:
             self.report.warnings.append("No column holds the opportunity name.")
+        self.decimal_comma = decimal_comma_of(self._numeric_cells(), self.decimal_comma)
+
+    def _mapped(self, header: str, value: str | None, by_label: dict[str, str]) -> str | None:
+        """The field a mapping sends a header to (None or "" ignores the column)."""
+        if value is None or not str(value).strip():
+            return None
+        value = str(value).strip()
+        if value in WRITABLE or value in self.custom or value == "number":
+            return value
+        column = HEADERS.get(normalise(value))
+        if column is not None and (not column.read_only or column.key == "number"):
+            return column.key
+        if normalise(value) in by_label:
+            return by_label[normalise(value)]
+        raise UnusableInput(
+            f"The mapping sends column {header!r} to {value!r}, which is not a field; "
+            f"fields: {', '.join([*WRITABLE, *self.custom])} (or null to ignore the column).",
+            "mapping",
+        )
+
+    def _numeric_cells(self) -> list[str]:
+        numeric = {"amount", "probability"} | {
+            k for k, d in self.custom.items() if d.type in ("DECIMAL", "CURRENCY", "PERCENT")
+        }
+        columns = [i for i, t in enumerate(self.targets) if t in numeric]
+        return [cells[i] for _, cells in self.table.rows for i in columns
+                if i < len(cells) and cells[i].strip()]
 
     async def load_lookups(self) -> None:
         rows = await self.session.execute(select(PicklistValue.picklist, PicklistValue.key,
@@ -275,39 +486,49 @@ class Importer:
         for name, labels in ITALIAN_VALUES.items():
             for key, label in labels.items():
                 self.lookups.values.setdefault(name, {}).setdefault(normalise(label), key)
-        for user in (await self.session.scalars(select(User))).all():
-            self.lookups.users.setdefault(user.username.casefold(), user)
-            self.lookups.users.setdefault(user.full_name.casefold(), user)
-        remember(self.session, "User", list(self.lookups.users.values()))
+        users = (await self.session.scalars(select(User).order_by(User.id))).all()
+        for user in users:  # a username wins over someone's full name or email
+            self.lookups.users.setdefault(_fold(user.username), user)
+        for user in users:
+            self.lookups.users.setdefault(_fold(user.full_name), user)
+            if user.email:
+                self.lookups.users.setdefault(_fold(user.email), user)
+        remember(self.session, "User", users)
 
     async def prefetch(self, batch: Sequence[tuple[int, list[str]]]) -> None:
         """References of a batch by natural key, one query per kind."""
         wanted: dict[str, set[str]] = {"account": set(), "campaign": set(), "contact": set()}
+        typed: dict[str, set[str]] = {"account": set(), "campaign": set(), "contact": set()}
         for _, cells in batch:
             for target, cell in zip(self.targets, cells, strict=False):
-                if target in wanted and cell.strip():
-                    wanted[target].add(cell.strip().casefold())
+                if target in wanted and cell.strip() and _fold(cell) not in wanted[target]:
+                    wanted[target].add(_fold(cell))
+                    typed[target].add(" ".join(cell.split()))
         lookups, viewer = self.lookups, self.viewer
+        # By lower() and as typed: SQLite's lower() leaves non-ASCII capitals (À) alone.
         if wanted["account"] - lookups.accounts.keys():
             names = sorted(wanted["account"] - lookups.accounts.keys())
             stmt = (
                 select(Account)
-                .where(func.lower(Account.name).in_(names), Account.deleted_at.is_(None),
-                       readable(Account.assigned_to_id, viewer))
+                .where(or_(func.lower(Account.name).in_(names),
+                           Account.name.in_(sorted(typed["account"]))),
+                       Account.deleted_at.is_(None), readable(Account.assigned_to_id, viewer))
                 .order_by(Account.created_at, Account.id)
             )
             found = (await self.session.scalars(stmt)).all()
-            for account in found:
-                lookups.accounts.setdefault(account.name.casefold(), account)
+            for account in found:  # the oldest of namesakes, as lead conversion does
+                lookups.accounts.setdefault(_fold(account.name), account)
             remember(self.session, "Account", found)
         if wanted["campaign"] - lookups.campaigns.keys():
             names = sorted(wanted["campaign"] - lookups.campaigns.keys())
             by_name = select(Campaign).where(
-                func.lower(Campaign.name).in_(names), Campaign.deleted_at.is_(None)
+                or_(func.lower(Campaign.name).in_(names),
+                    Campaign.name.in_(sorted(typed["campaign"]))),
+                Campaign.deleted_at.is_(None),
             ).order_by(Campaign.id)
             found_campaigns = (await self.session.scalars(by_name)).all()
             for campaign in found_campaigns:
-                lookups.campaigns.setdefault(campaign.name.casefold(), campaign)
+                lookups.campaigns.setdefault(_fold(campaign.name), campaign)
             remember(self.session, "Campaign", found_campaigns)
         if wanted["contact"] - lookups.contacts.keys():
             keys = sorted(wanted["contact"] - lookups.contacts.keys())
@@ -321,8 +542,8 @@ class Importer:
             for contact in found_contacts:
                 for key in (contact.email, f"{contact.first_name or ''} {contact.last_name}",
                             contact.last_name):
-                    if key:
-                        lookups.contacts.setdefault(key.strip().casefold(), contact)
+                    if key and key.strip():
+                        lookups.contacts.setdefault(_fold(key), contact)
             remember(self.session, "Contact", found_contacts)
 
     # one row -------------------------------------------------------------------------
@@ -334,22 +555,28 @@ class Importer:
         return target
 
     async def convert(self, cells: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The row as mutation input, and the import-only extras (actualCloseDate)."""
+        """The row as mutation input, and the import-only extras (actualCloseDate, an
+        account to create)."""
         data: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         raw = {t: c.strip() for t, c in zip(self.targets, cells, strict=False) if t}
         custom: list[tuple[str, Any]] = []
+        self.row_custom = []
+        problems: list[tuple[str | None, str]] = []
         for target, text in raw.items():
             if not text:
                 continue
             try:
                 await self._cell(target, text, data, extra, custom)
-            except CellError:
-                raise
+            except CellError as bad:
+                problems += bad.problems
             except ValueError as bad:
-                raise CellError(self.header_of(target), str(bad)) from None
+                problems.append((self.header_of(target), str(bad)))
+        if problems:  # every unreadable cell at once; the rules run once all can be read
+            raise CellError(*problems[0], more=problems[1:])
         if custom:
             data["custom_fields"] = custom
+            self.row_custom = [key for key, _ in custom]
         manual = extra.pop("probability_is_manual", None)
         if "probability" in data:
             stage = (await all_stages(self.session)).get(data.get("sales_stage") or "")
@@ -366,9 +593,9 @@ class Importer:
         if target in ("name", "nextStep", "description", "lostReason"):
             data[{"nextStep": "next_step", "lostReason": "lost_reason"}.get(target, target)] = text
         elif target == "amount":
-            data["amount"] = parse_number(text, self.decimal_comma)
+            data["amount"] = _cents(parse_number(text, self.decimal_comma))
         elif target == "probability":
-            data["probability"] = parse_number(text, self.decimal_comma)
+            data["probability"] = _cents(parse_number(text, self.decimal_comma))
         elif target == "probabilityIsManual":
             extra["probability_is_manual"] = parse_bool(text)
         elif target == "currency":
@@ -385,28 +612,29 @@ class Importer:
             names = {"salesStage": "sales_stage", "leadSource": "lead_source"}
             data[names.get(target, target)] = key
         elif target == "assignedTo":
-            user = lookups.users.get(text.casefold())
+            user = lookups.users.get(_fold(text))
             if user is None:
                 raise CellError(self.header_of(target), f"No user {text!r}.")
-            data["assigned_to_id"] = to_global_id("User", user.id)
+            data["assigned_to_id"] = _gid("User", user.id)
         elif target == "account":
-            account = lookups.accounts.get(text.casefold())
-            if account is None:
-                if not self.options.create_missing_accounts:
-                    raise CellError(self.header_of(target), f"No account named {text!r} "
-                                    "(use --create-missing-accounts to create it).")
-                account = await self._new_account(text)
-            data["account_id"] = to_global_id("Account", account.id)
+            account = lookups.accounts.get(_fold(text))
+            if account is not None:
+                data["account_id"] = _gid("Account", account.id)
+            elif self.options.create_missing_accounts:
+                extra["new_account"] = " ".join(text.split())  # created once the row is kept
+            else:
+                raise CellError(self.header_of(target), f"No account named {text!r} "
+                                "(use --create-missing-accounts to create it).")
         elif target == "campaign":
-            campaign = lookups.campaigns.get(text.casefold())
+            campaign = lookups.campaigns.get(_fold(text))
             if campaign is None:
                 raise CellError(self.header_of(target), f"No campaign named {text!r}.")
-            data["campaign_id"] = to_global_id("Campaign", campaign.id)
+            data["campaign_id"] = _gid("Campaign", campaign.id)
         elif target == "contact":
-            contact = lookups.contacts.get(text.casefold())
+            contact = lookups.contacts.get(_fold(text))
             if contact is None:
                 raise CellError(self.header_of(target), f"No contact {text!r}.")
-            data["contact_id"] = to_global_id("Contact", contact.id)
+            data["contact_id"] = _gid("Contact", contact.id)
         elif target in self.custom:
             custom.append((target, self._custom_value(self.custom[target], text)))
 
@@ -426,37 +654,39 @@ class Importer:
             return [part.strip() for part in re.split(r"[|;]", text) if part.strip()]
         return text
 
-    def _new_account_needed(self, cells: list[str]) -> bool:
-        for target, cell in zip(self.targets, cells, strict=False):
-            if target == "account" and cell.strip():
-                return cell.strip().casefold() not in self.lookups.accounts
-        return False
-
     async def _new_account(self, name: str) -> Account:
-        account: Account = await editing.create_record(
-            self.session, self.viewer, "Account", {"name": name}, root=("row",)
-        )
-        await self.session.flush()
-        self.lookups.accounts[name.casefold()] = account
+        try:
+            account: Account = await editing.create_record(
+                self.session, self.viewer, "Account", {"name": name}, root=("account",)
+            )
+        except ValidationFailed as refused:
+            reasons = "; ".join(e.message for e in refused.errors)
+            raise CellError(self.header_of("account"),
+                            f"Cannot create account {name!r}: {reasons}") from None
+        self.lookups.accounts[_fold(name)] = account
         remember(self.session, "Account", [account])
         self.items.append({"kind": "ACCOUNT", "record_id": account.id, "action": "CREATED"})
         return account
 
+    def _match_values(self, data: dict[str, Any], number: str | None) -> dict[str, Any]:
+        return {
+            "number": number, "name": _fold(data.get("name") or "") or None,
+            "account": data.get("account_id"), "campaign": data.get("campaign_id"),
+            # a row without an assignee creates a deal of the importing user
+            "assignedTo": data.get("assigned_to_id") or to_global_id("User", self.viewer.user.id),
+            "expectedCloseDate": data.get("expected_close_date"),
+        }
+
     def match_key(self, data: dict[str, Any], number: str | None) -> tuple[Any, ...] | None:
         if not self.options.match:
             return None
-        values = {
-            "number": number, "name": (data.get("name") or "").casefold() or None,
-            "account": data.get("account_id"), "campaign": data.get("campaign_id"),
-            "assignedTo": data.get("assigned_to_id"),
-            "expectedCloseDate": data.get("expected_close_date"),
-        }
+        values = self._match_values(data, number)
         key = tuple(values[m] for m in self.options.match)
         return None if all(v is None for v in key) else key
 
     def key_of(self, opp: Opportunity) -> tuple[Any, ...]:
         values = {
-            "number": opp.number, "name": opp.name.casefold(),
+            "number": opp.number, "name": _fold(opp.name),
             "account": to_global_id("Account", opp.account_id) if opp.account_id else None,
             "campaign": to_global_id("Campaign", opp.campaign_id) if opp.campaign_id else None,
             "assignedTo": to_global_id("User", opp.assigned_to_id),
@@ -464,79 +694,138 @@ class Importer:
         }
         return tuple(values[m] for m in self.options.match)
 
+    def _number_of(self, cells: list[str]) -> str | None:
+        i = self.number_index
+        return cells[i].strip() or None if i is not None and i < len(cells) else None
+
     async def prefetch_duplicates(self, batch: Sequence[tuple[int, list[str]]]) -> None:
-        """Existing deals a batch's rows may match, by name or number (one query)."""
+        """Existing deals a batch's rows may match (one query, on the most selective of
+        the match fields the rows give); the full key is compared in Python."""
         if not self.options.match:
             return
-        names, numbers = set(), set()
+        raw: dict[str, set[Any]] = {m: set() for m in self.options.match}
         for _, cells in batch:
-            row = dict(zip(self.targets, cells, strict=False))
-            if row.get("name"):
-                names.add(row["name"].strip().casefold())
-        column = "number" if "number" in self.options.match else None
-        if column:
-            numbers = {c.strip() for _, cells in batch for h, c in
-                       zip(self.table.headers, cells, strict=False) if normalise(h) in
-                       ("number", "opportunityno", "potentialno")}
-        stmt = select(Opportunity).where(
-            *opportunity.visible_conditions(self.viewer),
-            or_(func.lower(Opportunity.name).in_(sorted(names)),
-                Opportunity.number.in_(sorted(numbers))),
-        )
+            row = {t: c.strip() for t, c in zip(self.targets, cells, strict=False) if t}
+            given = {
+                "number": self._number_of(cells),
+                "name": _fold(row.get("name", "")) or None,
+                "account": getattr(self.lookups.accounts.get(_fold(row.get("account", ""))),
+                                   "id", None),
+                "campaign": getattr(self.lookups.campaigns.get(_fold(row.get("campaign", ""))),
+                                    "id", None),
+                "assignedTo": getattr(self.lookups.users.get(_fold(row.get("assignedTo", ""))),
+                                      "id", None) or self.viewer.user.id,
+                "expectedCloseDate": _date_or_none(row.get("expectedCloseDate", "")),
+            }
+            for m in raw:
+                raw[m].add(given[m])
+        columns = {
+            "number": Opportunity.number, "name": func.lower(Opportunity.name),
+            "account": Opportunity.account_id, "campaign": Opportunity.campaign_id,
+            "assignedTo": Opportunity.assigned_to_id,
+            "expectedCloseDate": Opportunity.expected_close_date,
+        }
+        order = ("number", "name", "account", "campaign", "expectedCloseDate", "assignedTo")
+        field_name = next(m for m in order if m in raw)
+        values = raw[field_name]
+        known = sorted(v for v in values if v is not None)
+        column = columns[field_name]
+        condition: ColumnElement[bool] = column.in_(known)
+        if None in values:
+            condition = or_(condition, column.is_(None))
+        stmt = select(Opportunity).where(*opportunity.visible_conditions(self.viewer), condition)
+        stmt = stmt.order_by(Opportunity.id)
         for opp in (await self.session.scalars(stmt)).all():
             self.seen.setdefault(self.key_of(opp), opp)
 
     async def row(self, line: int, cells: list[str]) -> None:
-        number = None
-        if "number" in self.options.match:
-            for header, cell in zip(self.table.headers, cells, strict=False):
-                if normalise(header) in ("number", "opportunityno", "potentialno"):
-                    number = cell.strip() or None
-        # A row is validated before it writes anything, except for the account it may create
-        # first: only then does it need a savepoint (a flush each) to leave nothing behind.
-        creates = self.options.create_missing_accounts and self._new_account_needed(cells)
-        guard = self.session.begin_nested() if creates else nullcontext()
         try:
-            async with guard:
-                data, extra = await self.convert(cells)
-                key = self.match_key(data, number)
-                existing = self.seen.get(key) if key is not None else None
-                if existing is not None and self.options.duplicates == "skip":
-                    self.report.skipped += 1
-                    return
-                if existing is not None:
-                    await self._overwrite(existing, data, extra)
-                    self.report.updated += 1
-                    return
-                opp = await opportunity.create_opportunity(
-                    self.session, self.viewer, data, root=("row",)
-                )
-                self._close_date(opp, extra)
-                self.created.append(opp)
-                if key is not None:
-                    self.seen[key] = opp
-                self.report.created += 1
+            extra_cells = cells[len(self.table.headers):]
+            if any(c.strip() for c in extra_cells):
+                raise CellError(None, f"The row has {len(cells)} cells but the header "
+                                f"{len(self.table.headers)}: quote values that hold the "
+                                f"delimiter {self.table.delimiter!r}.")
+            data, extra = await self.convert(cells)
+            key = self.match_key(data, self._number_of(cells))
+            existing = self.seen.get(key) if key is not None else None
+            if existing is not None and self.options.duplicates == "skip":
+                self.report.skipped += 1
+                return
+            new_account = extra.pop("new_account", None)
+            if new_account is None:
+                await self._write(existing, key, data, extra)
+                return
+            # The row creates its account first: a savepoint takes the account back if the
+            # row is then refused. (The batch so far is written first, in bulk: the savepoint
+            # would flush it row by row.)
+            await self.write_pending()
+            async with self.session.begin_nested():
+                account = await self._new_account(new_account)
+                data["account_id"] = _gid("Account", account.id)
+                try:
+                    await self._write(existing, key, data, extra)
+                except (CellError, ValidationFailed):
+                    del self.lookups.accounts[_fold(new_account)]
+                    self.items.pop()
+                    raise
         except CellError as bad:
-            self._fail(line, cells, [Issue(line, bad.column, str(bad))])
+            self._fail(line, cells, [Issue(line, column, why) for column, why in bad.problems])
         except ValidationFailed as refused:
             self._fail(line, cells, [self._issue(line, e) for e in refused.errors])
 
+    async def _write(
+        self, existing: Opportunity | None, key: tuple[Any, ...] | None, data: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> None:
+        if existing is not None:
+            if await self._overwrite(existing, data, extra):
+                self.report.updated += 1
+            else:
+                self.report.skipped += 1  # nothing to change (a merge with nothing to fill)
+            return
+        opp = await opportunity.create_opportunity(self.session, self.viewer, data, root=("row",))
+        self._close_date(opp, extra)
+        self.created.append(opp)
+        if key is not None:
+            self.seen[key] = opp
+        self.report.created += 1
+
     async def _overwrite(
         self, existing: Opportunity, data: dict[str, Any], extra: dict[str, Any]
-    ) -> None:
-        if existing.id is None:
-            await self.session.flush()
-        before = {c: _jsonable(getattr(existing, c)) for c in SNAPSHOT}
+    ) -> bool:
+        """Overwrite (or merge into) an existing deal; whether anything changed."""
+        if existing.id is None:  # created earlier in this batch
+            await self.write_pending()
+        gid = to_global_id("Opportunity", existing.id)
+        current = await opportunity.load_for_edit(self.session, self.viewer, gid)
+        before = {c: _jsonable(getattr(current, c)) for c in SNAPSHOT}
+        version = current.version
         if self.options.duplicates == "merge":  # fill only what is empty
-            data = {k: v for k, v in data.items() if _empty(existing, k)}
+            if "contact_id" in data and await self._has_primary_contact(current):
+                del data["contact_id"]
+            data = {k: v for k, v in data.items() if _empty(current, k)}
+            if "custom_fields" in data:
+                stored = current.custom_fields or {}
+                data["custom_fields"] = [(k, v) for k, v in data["custom_fields"]
+                                         if stored.get(k) is None]
+                self.row_custom = [k for k, _ in data["custom_fields"]]
+                if not data["custom_fields"]:
+                    del data["custom_fields"]
         opp = await opportunity.update_opportunity(
-            self.session, self.viewer, to_global_id("Opportunity", existing.id), data,
-            root=("row",),
+            self.session, self.viewer, gid, data, root=("row",)
         )
         self._close_date(opp, extra)
+        if opp.version == version and not self.session.is_modified(opp):
+            return False
         self.items.append(
             {"kind": "OPPORTUNITY", "record_id": opp.id, "action": "UPDATED", "before": before}
         )
+        return True
+
+    async def _has_primary_contact(self, opp: Opportunity) -> bool:
+        stmt = select(exists().where(OpportunityContact.opportunity_id == opp.id,
+                                     OpportunityContact.is_primary.is_(True)))
+        return bool(await self.session.scalar(stmt))
 
     @staticmethod
     def _close_date(opp: Opportunity, extra: dict[str, Any]) -> None:
@@ -547,8 +836,14 @@ class Importer:
     def _issue(self, line: int, error: FieldError) -> Issue:
         path = error.field or []
         name = path[1] if len(path) > 1 else None
-        if name == "customFields" and len(path) > 2 and path[2].isdigit():
-            return Issue(line, None, error.message)
+        if path[:1] == ["account"]:  # the account the row would create
+            return Issue(line, self.header_of("account"), error.message)
+        if name == "customFields":
+            index = path[2] if len(path) > 2 else ""
+            if index.isdigit() and int(index) < len(self.row_custom):
+                return Issue(line, self.header_of(self.row_custom[int(index)]), error.message)
+            keys = [k for k in self.custom if f"({k})" in error.message]
+            return Issue(line, self.header_of(keys[0]) if keys else None, error.message)
         target = {"accountId": "account", "contactId": "contact", "campaignId": "campaign",
                   "assignedToId": "assignedTo"}.get(name or "", name)
         return Issue(line, self.header_of(target) if target else None, error.message)
@@ -557,7 +852,7 @@ class Importer:
         self.report.failed += 1
         self.report.errors.extend(issues)
         reason = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
-        self.failed.append((line, cells, reason))
+        self.failed.append((line, cells, f"line {line}: {reason}"))
 
     # batches -------------------------------------------------------------------------
 
@@ -568,18 +863,118 @@ class Importer:
         for line, cells in batch:
             await self.row(line, cells)
             self.report.processed += 1
-        await assign_ids(self.session)
-        await self.session.flush()
+        await self.write_pending()
+
+    async def write_pending(self) -> None:
+        """Write the batch's new deals, their stage changes and contact links (kept aside by
+        the import's session): keys assigned in bulk, then one executemany per table, in
+        dependency order; the unit of work would spend more time on them than the database."""
+        if self.session.new:  # whatever else the rules added goes the usual way
+            await assign_ids(self.session)
+            await self.session.flush()
+        bulk: list[Any] = self.session.sync_session.bulk  # type: ignore[attr-defined]
+        if not bulk:
+            return
+        by_table: dict[Any, list[Any]] = {}
+        for obj in bulk:
+            by_table.setdefault(type(obj).__table__, []).append(obj)
+        tables = [t for t in Base.metadata.sorted_tables if t in by_table]
+        with self.session.no_autoflush:
+            for table in tables:
+                missing = [obj for obj in by_table[table]
+                           if "id" in table.c and getattr(obj, "id", None) is None]
+                if missing:
+                    ids = await _next_ids(self.session, table, len(missing))
+                    for obj, pk in zip(missing, ids, strict=True):
+                        obj.id = pk
+            for table in tables:
+                rows = _same_keys(table, [_row_of(obj) for obj in by_table[table]])
+                await self.session.execute(insert(table), rows)
+        bulk.clear()
+        # What the session holds (people, accounts, overwritten deals) is only read from
+        # here on: letting it go keeps a long import's memory flat.
+        self.session.expunge_all()
 
     def failed_csv(self) -> str | None:
+        """The failed rows as they were read, with an error column: fix them, import again."""
         if not self.failed:
             return None
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([*self.table.headers, "line", "error"])
-        for line, cells, reason in self.failed:
-            writer.writerow([*cells, line, reason])
+        writer = csv.writer(out, delimiter=self.table.delimiter, lineterminator="\r\n")
+        width = len(self.table.headers)
+        writer.writerow([*self.table.headers, ERROR_COLUMN])
+        for _line, cells, reason in self.failed:
+            padded = [*cells[:width], *[""] * (width - len(cells))]
+            writer.writerow([*padded, reason])
         return out.getvalue()
+
+
+BULK = (Opportunity, StageChange, OpportunityContact)
+
+
+class ImportSession(Session):
+    """The import's session. While `bulk` is a list, the new deals the rules add, with their
+    stage changes and contact links, are kept there, outside the unit of work, for
+    write_pending to insert in bulk; everything else (changes to existing deals included)
+    is added as usual."""
+
+    bulk: list[Any] | None = None
+
+    def add(self, instance: object, *, _warn: bool = True) -> None:
+        if self.bulk is not None and type(instance) in BULK:
+            deal = instance.__dict__.get("opportunity", instance)
+            if sa_inspect(instance).transient and sa_inspect(deal).transient:
+                self.bulk.append(instance)
+                return
+        super().add(instance, _warn=_warn)
+
+
+@cache
+def _layout(cls: Any) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, str], ...]]:
+    """(attribute, column) of a class's columns; (relation, local column, remote attribute)
+    of its many-to-one links."""
+    mapper: Any = sa_inspect(cls)
+    columns = tuple((p.key, p.columns[0].name) for p in mapper.column_attrs)
+    links = tuple(
+        (relation.key, local.name, remote.key)
+        for relation in mapper.relationships if relation.direction is MANYTOONE
+        for local, remote in relation.local_remote_pairs
+    )
+    return columns, links
+
+
+def _row_of(obj: Any) -> dict[str, Any]:
+    """A new object's column values, its many-to-one links as foreign keys."""
+    columns, links = _layout(obj.__class__)
+    state = obj.__dict__
+    row = {column: state[key] for key, column in columns if key in state}
+    for relation, local, remote in links:
+        target = state.get(relation)
+        if target is not None:
+            row[local] = getattr(target, remote)
+    return row
+
+
+def _same_keys(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One executemany needs the same keys in every row: a missing one gets its default."""
+    keys = set().union(*rows)
+    if all(len(row) == len(keys) for row in rows):
+        return rows
+    for row in rows:
+        for key in keys - row.keys():
+            default = table.c[key].default
+            if default is None:
+                row[key] = None
+            else:
+                row[key] = default.arg(None) if default.is_callable else default.arg
+    return rows
+
+
+def _date_or_none(text: str) -> dt.date | None:
+    try:
+        return parse_date(text) if text else None
+    except ValueError:
+        return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -591,56 +986,81 @@ def _jsonable(value: Any) -> Any:
 
 
 def _empty(opp: Opportunity, field_name: str) -> bool:
-    if field_name == "custom_fields":
-        return True  # merged key by key by the rules: given keys only
+    if field_name in ("custom_fields", "contact_id"):
+        return True  # decided by the caller
     value = getattr(opp, field_name, None)
     return value is None or value == "" or (field_name == "amount" and value == 0)
 
 
 Progress = Callable[[Report], Awaitable[None] | None]
+# Reports of the imports running in this process, by job id (what importJob shows while the
+# job's own row is behind: an all-or-nothing import writes it only at the end).
+LIVE: dict[int, Report] = {}
 
 
 async def import_opportunities(
     sessions: async_sessionmaker[AsyncSession],
     viewer: Viewer,
-    data: bytes,
+    data: bytes | Table,
     options: Options,
     filename: str = "",
     progress: Progress | None = None,
     job_id: int | None = None,
 ) -> Report:
-    """Run an import. Without all-or-nothing or dry-run each batch is committed on its own,
-    so an interrupted import leaves whole batches; failed rows are reported, not written."""
-    table = read_table(data)
+    """Run an import. Without all-or-nothing or dry-run each batch is committed on its own
+    (with the job's progress), so an interrupted import leaves whole batches; failed rows
+    are reported, not written. Raises UnusableInput when the file cannot be imported."""
+    options.check()
+    table = data if isinstance(data, Table) else read_table(data)
     single = options.dry_run or options.all_or_nothing
-    async with sessions() as session:
+    async with sessions(sync_session_class=ImportSession) as session:
+        session.sync_session.bulk = []  # type: ignore[attr-defined]
         importer = Importer(session, viewer, options, table)
         report = importer.report
         report.job_id = job_id
         await begin_write(session)
-        history.set_source(session, "IMPORT")
+        history.set_source(session, "IMPORT")  # the field history of overwritten deals
         await importer.plan()
         await importer.load_lookups()
+        await _notify(progress, report)
         size = max(1, options.batch_size)
         for start in range(0, len(table.rows), size):
             await importer.run_batch(table.rows[start:start + size])
             if job_id is not None:
                 await _record_items(session, job_id, importer)
             if not single:
-                await session.commit()
+                if job_id is not None:
+                    await _record_progress(session, job_id, report)
+                await events.commit(session)  # publishes the batch's deal events
                 await begin_write(session)
-            if progress is not None:
-                result = progress(report)
-                if result is not None:
-                    await result
+            await _notify(progress, report)
         keep = not options.dry_run and not (options.all_or_nothing and report.failed)
         if keep:
-            await session.commit()
+            await events.commit(session)
         else:
+            events.discard(session)
             await session.rollback()
             report.written = False
         report.failed_rows_csv = importer.failed_csv()
     return report
+
+
+async def preflight(
+    session: AsyncSession, viewer: Viewer, table: Table, options: Options
+) -> list[str]:
+    """Refuse an unusable file or options before a job is created (UnusableInput); the
+    warnings about its columns otherwise."""
+    options.check()
+    importer = Importer(session, viewer, options, table)
+    await importer.plan()
+    return importer.report.warnings
+
+
+async def _notify(progress: Progress | None, report: Report) -> None:
+    if progress is not None:
+        result = progress(report)
+        if result is not None:
+            await result
 
 
 async def _record_items(session: AsyncSession, job_id: int, importer: Importer) -> None:
@@ -655,17 +1075,34 @@ async def _record_items(session: AsyncSession, job_id: int, importer: Importer) 
     importer.items.clear()
 
 
+async def _record_progress(session: AsyncSession, job_id: int, report: Report) -> None:
+    """The job's counters, committed with the batch they count."""
+    await session.execute(
+        update(ImportJob).where(ImportJob.id == job_id).values(
+            total=report.total, processed=report.processed, created=report.created,
+            updated=report.updated, skipped=report.skipped, failed=report.failed,
+        )
+    )
+
+
 # --- jobs and undo -----------------------------------------------------------------------
+
+
+def options_json(options: Options) -> dict[str, Any]:
+    return {
+        "dryRun": options.dry_run, "duplicates": options.duplicates,
+        "match": list(options.match), "createMissingAccounts": options.create_missing_accounts,
+        "allOrNothing": options.all_or_nothing, "mapping": dict(options.mapping),
+        "batchSize": options.batch_size,
+    }
 
 
 async def start_job(
     session: AsyncSession, viewer: Viewer, filename: str, options: Options, total: int = 0
 ) -> ImportJob:
     job = ImportJob(
-        filename=filename, status="RUNNING", total=total, created_by_id=viewer.user.id,
-        options={"dryRun": options.dry_run, "duplicates": options.duplicates,
-                 "match": list(options.match), "createMissingAccounts":
-                 options.create_missing_accounts, "allOrNothing": options.all_or_nothing},
+        filename=filename[:255], status="RUNNING", total=total, created_by_id=viewer.user.id,
+        options=options_json(options), warnings=[], errors=[],
     )
     session.add(job)
     await session.flush()
@@ -684,6 +1121,109 @@ def finish_job(job: ImportJob, report: Report, status: str = "DONE") -> None:
     job.finished_at = utcnow()
 
 
+async def create_job(
+    sessions: async_sessionmaker[AsyncSession], viewer: Viewer, filename: str,
+    options: Options, total: int,
+) -> ImportJob:
+    """A RUNNING job, committed on its own session (it outlives a rolled-back import)."""
+    async with sessions() as session:
+        await begin_write(session)
+        job = await start_job(session, viewer, filename, options, total)
+        await session.commit()
+        return job
+
+
+async def run_job(
+    sessions: async_sessionmaker[AsyncSession],
+    viewer: Viewer,
+    table: Table,
+    options: Options,
+    filename: str,
+    job_id: int,
+    progress: Progress | None = None,
+) -> Report:
+    """Run the import of a created job and record its outcome: DONE (rows may have failed),
+    FAILED when nothing was written (all-or-nothing) or the import broke off."""
+    report = Report(job_id=job_id, total=len(table.rows), encoding=table.encoding,
+                    delimiter=table.delimiter)
+    status = "FAILED"
+
+    async def track(live: Report) -> None:
+        nonlocal report
+        report = LIVE[job_id] = live
+        await _notify(progress, live)
+
+    try:
+        report = await import_opportunities(
+            sessions, viewer, table, options, filename, track, job_id
+        )
+        status = "DONE" if report.written or options.dry_run else "FAILED"
+    except UnusableInput as unusable:
+        report.warnings.append(str(unusable))
+        await _finish(sessions, job_id, report, status)
+        raise
+    except (Exception, asyncio.CancelledError) as exc:
+        if not isinstance(exc, asyncio.CancelledError):
+            log.exception("import job %s broke off", job_id)
+        reason = "interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
+        report.warnings.append(f"The import broke off ({reason}); the batches committed "
+                               "before stay (undo removes them).")
+        await _finish(sessions, job_id, report, status)
+        raise
+    finally:
+        LIVE.pop(job_id, None)
+    await _finish(sessions, job_id, report, status)
+    return report
+
+
+# The imports running in the background of this process (a task must be referenced
+# until it ends, or it may be collected mid-way).
+TASKS: set[asyncio.Task[Report]] = set()
+
+
+def _forget_task(task: asyncio.Task[Report]) -> None:
+    TASKS.discard(task)
+    if not task.cancelled():
+        task.exception()  # recorded on the job and logged by run_job already
+
+
+async def submit(
+    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    viewer: Viewer,
+    data: bytes,
+    filename: str,
+    options: Options,
+) -> ImportJob:
+    """Check the file and the options (ValidationFailed on ["input", <option>] when they are
+    unusable), create the job and run the import in the background; poll the job."""
+    try:
+        table = read_table(data)
+        await preflight(session, viewer, table, options)
+    except UnusableInput as unusable:
+        raise ValidationFailed([FieldError(["input", unusable.field], str(unusable),
+                                           ErrorCode.INVALID)]) from None
+    job = await create_job(sessions, viewer, filename, options, len(table.rows))
+    task = asyncio.get_running_loop().create_task(
+        run_job(sessions, viewer, table, options, filename, job.id),
+        name=f"import job {job.id}",
+    )
+    TASKS.add(task)
+    task.add_done_callback(_forget_task)
+    return job
+
+
+async def _finish(
+    sessions: async_sessionmaker[AsyncSession], job_id: int, report: Report, status: str
+) -> None:
+    async with sessions() as session:
+        await begin_write(session)
+        job = await session.get(ImportJob, job_id)
+        if job is not None:
+            finish_job(job, report, status)
+        await session.commit()
+
+
 async def visible_job(session: AsyncSession, viewer: Viewer, job_id: int) -> ImportJob | None:
     job = await session.get(ImportJob, job_id)
     if job is None or not (viewer.is_admin or job.created_by_id == viewer.user.id):
@@ -691,15 +1231,42 @@ async def visible_job(session: AsyncSession, viewer: Viewer, job_id: int) -> Imp
     return job
 
 
-async def undo_import(session: AsyncSession, viewer: Viewer, job_id: int) -> ImportJob:
-    """Remove what the import created and restore what it overwrote."""
+def _references_to(table_name: str, skip: tuple[str, ...]) -> list[Any]:
+    """The foreign-key columns of other tables that point at `table_name`.id."""
+    return [
+        fk.parent for t in Base.metadata.sorted_tables if t.name not in skip
+        for fk in t.foreign_keys
+        if fk.column.table.name == table_name and fk.column.name == "id"
+    ]
+
+
+async def _referenced(
+    session: AsyncSession, ids: list[int], columns: list[Any]
+) -> set[int]:
+    found: set[int] = set()
+    for column in columns:
+        stmt = select(column).where(column.in_(ids)).distinct()
+        found |= {pk for pk in (await session.scalars(stmt)).all() if pk is not None}
+    return found
+
+
+async def undo_import(
+    session: AsyncSession, viewer: Viewer, job_id: int, force: bool = False
+) -> ImportJob:
+    """Remove what the import created and restore what it overwrote. A created deal that
+    has been worked on since (changed, quoted, ...) goes to the recycle bin instead, and a
+    created account still in use stays: undo loses nobody's later work."""
     job = await visible_job(session, viewer, job_id)
     problem = None
+    gid = to_global_id("ImportJob", job_id)
     if job is None:
-        problem = FieldError(["input", "id"], f"No import {job_id}.", ErrorCode.NOT_FOUND)
-    elif job.undone_at is not None or job.status != "DONE":
-        problem = FieldError(["input", "id"], f"Import {job_id} cannot be undone "
-                             f"({'already undone' if job.undone_at else job.status.lower()}).",
+        problem = FieldError(["input", "id"], f"No import with id {gid!r}.", ErrorCode.NOT_FOUND)
+    elif job.undone_at is not None or (job.status == "RUNNING" and not force):
+        state = "it is already undone" if job.undone_at else "it is still running"
+        problem = FieldError(["input", "id"], f"The import cannot be undone: {state}.",
+                             ErrorCode.INVALID)
+    elif (job.options or {}).get("dryRun"):
+        problem = FieldError(["input", "id"], "A dry run wrote nothing to undo.",
                              ErrorCode.INVALID)
     if problem:
         raise ValidationFailed([problem])
@@ -707,24 +1274,46 @@ async def undo_import(session: AsyncSession, viewer: Viewer, job_id: int) -> Imp
     items = (await session.scalars(
         select(ImportItem).where(ImportItem.job_id == job.id).order_by(ImportItem.id.desc())
     )).all()
+    notes: list[str] = []
     created = [i.record_id for i in items if i.kind == "OPPORTUNITY" and i.action == "CREATED"]
+    dependents = _references_to("opportunities", ("stage_changes", "opportunity_contacts"))
+    binned = 0
     for chunk in range(0, len(created), 500):
         ids = created[chunk:chunk + 500]
-        await session.execute(delete(StageChange).where(StageChange.opportunity_id.in_(ids)))
-        await session.execute(
-            delete(OpportunityContact).where(OpportunityContact.opportunity_id.in_(ids))
-        )
-        await session.execute(delete(Opportunity).where(Opportunity.id.in_(ids)))
+        touched = await _referenced(session, ids, dependents)
+        touched |= set((await session.scalars(select(Opportunity.id).where(
+            Opportunity.id.in_(ids), Opportunity.version > 1))).all())
+        doomed = [pk for pk in ids if pk not in touched]
+        if touched:
+            binned += len(touched)
+            await session.execute(
+                update(Opportunity).where(Opportunity.id.in_(sorted(touched)),
+                                          Opportunity.deleted_at.is_(None))
+                .values(deleted_at=utcnow(), updated_at=utcnow(),
+                        version=Opportunity.version + 1)
+            )
+        if doomed:
+            await session.execute(delete(StageChange).where(StageChange.opportunity_id.in_(doomed)))
+            await session.execute(
+                delete(OpportunityContact).where(OpportunityContact.opportunity_id.in_(doomed))
+            )
+            await session.execute(delete(Opportunity).where(Opportunity.id.in_(doomed)))
+    if binned:
+        notes.append(f"Undo: {binned} created deal(s) had been changed since the import and "
+                     "were moved to the recycle bin instead of deleted.")
     for item in items:
         if item.kind == "OPPORTUNITY" and item.action == "UPDATED":
             await _restore(session, viewer, item.record_id, item.before or {})
-    for item in items:
-        if item.kind == "ACCOUNT" and item.action == "CREATED":
-            used = await session.scalar(select(func.count()).select_from(Opportunity).where(
-                Opportunity.account_id == item.record_id))
-            if not used:
-                await session.execute(delete(Account).where(Account.id == item.record_id))
+    accounts = [i.record_id for i in items if i.kind == "ACCOUNT" and i.action == "CREATED"]
+    if accounts:
+        in_use = await _referenced(session, accounts, _references_to("accounts", ()))
+        unused = [pk for pk in accounts if pk not in in_use]
+        if unused:
+            await session.execute(delete(Account).where(Account.id.in_(unused)))
+        if in_use:
+            notes.append(f"Undo: {len(in_use)} created account(s) are in use and were kept.")
     job.status, job.undone_at = "UNDONE", utcnow()
+    job.warnings = [*(job.warnings or []), *notes]
     await session.flush()
     return job
 
@@ -747,8 +1336,7 @@ async def _restore(
         setattr(opp, column, value)
     stage = await session.get(SalesStage, before.get("sales_stage"))
     if stage is not None:
-        actual = opp.actual_close_date
-        opportunity.apply_stage(session, opp, stage, viewer.user,
-                                note="Import undone")
-        opp.actual_close_date = actual
+        actual, probability = opp.actual_close_date, opp.probability
+        opportunity.apply_stage(session, opp, stage, viewer.user, note="Import undone")
+        opp.actual_close_date, opp.probability = actual, probability
     opportunity.touch(session, opp, True, viewer.user, "UNDO")

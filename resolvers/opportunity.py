@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Opportunity, OpportunityContact, SalesStage, StageChange, User
 from models.base import utcnow
 from models.seed import BASE_CURRENCY
-from resolvers import customization, history, layout
+from resolvers import customization, events, history, layout
 from resolvers.dates import local_date, today
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
@@ -229,6 +229,8 @@ def apply_stage(
         opp.lost_reason = None  # only a lost deal has a reason for it
     opp.sales_stage = stage.key
     opp.stage_changed_at = now
+    if not initial:
+        events.record(session, "STAGE_CHANGED", opp)
     session.add(
         StageChange(
             opportunity=opp, from_stage=from_stage, to_stage=stage.key, amount=opp.amount,
@@ -252,6 +254,7 @@ def touch(
     if related_changed or fields_changed or session.is_modified(opp):
         opp.version += 1
         opp.updated_at = utcnow()
+        events.record(session, "UPDATED", opp)
 
 
 def require_lost_reason(
@@ -346,6 +349,7 @@ async def create_opportunity(
         assigned_to_id=assignee.id, created_by_id=viewer.user.id, custom_fields=custom,
     )
     session.add(opp)
+    events.record(session, "CREATED", opp)
     apply_stage(
         session, opp, stage, viewer.user, probability=probability, lost_reason=lost_reason,
         initial=True,
@@ -478,6 +482,7 @@ async def delete_opportunity(
     opp = await load_for_edit(session, viewer, global_id, expected_version)
     opp.deleted_at = utcnow()
     touch(session, opp, True, viewer.user)
+    events.record(session, "DELETED", opp)
     await session.flush()
     return opp
 
@@ -486,6 +491,7 @@ async def restore_opportunity(session: AsyncSession, viewer: Viewer, global_id: 
     opp = await load_for_edit(session, viewer, global_id, deleted=True)
     opp.deleted_at = None
     touch(session, opp, True, viewer.user)
+    events.record(session, "RESTORED", opp)
     await session.flush()
     return opp
 

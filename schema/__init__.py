@@ -14,10 +14,14 @@ from schema.budget import BudgetQuery
 from schema.campaign import CampaignQuery
 from schema.contact import ContactQuery
 from schema.customization import CustomizationQuery
+from schema.dealroom import DealRoomQuery
 from schema.forecast import ForecastQuery
+from schema.imports import ImportQuery
 from schema.lead import LeadQuery
 from schema.mutations.budget import BudgetMutation
 from schema.mutations.customization import CustomizationMutation
+from schema.mutations.dealroom import DealRoomMutation
+from schema.mutations.imports import ImportMutation
 from schema.mutations.lead import LeadMutation
 from schema.mutations.opportunity import OpportunityMutation
 from schema.mutations.picklist import PicklistMutation
@@ -29,6 +33,7 @@ from schema.picklist import PicklistQuery
 from schema.product import ProductQuery
 from schema.quote import QuoteQuery
 from schema.scalars import SCALAR_MAP
+from schema.subscriptions import OpportunitySubscription
 from schema.user import UserQuery
 
 Query = merge_types(
@@ -48,14 +53,19 @@ Query = merge_types(
         ForecastQuery,
         AuditQuery,
         CustomizationQuery,
+        ImportQuery,
+        DealRoomQuery,
     ),
 )
 
 Mutation = merge_types(
     "Mutation",
     (OpportunityMutation, LeadMutation, QuoteMutation, RecordMutation, BudgetMutation,
-     PicklistMutation, CustomizationMutation),
+     PicklistMutation, CustomizationMutation, ImportMutation, DealRoomMutation),
 )
+
+
+Subscription = merge_types("Subscription", (OpportunitySubscription,))
 
 
 def build_schema(
@@ -66,6 +76,7 @@ def build_schema(
     from schema.budget import Budget
     from schema.campaign import Campaign
     from schema.contact import Contact
+    from schema.dealroom import Activity, Comment, Document
     from schema.lead import Lead
     from schema.opportunity import Opportunity
     from schema.product import Product
@@ -75,7 +86,11 @@ def build_schema(
     return schema_class(
         query=Query,
         mutation=Mutation,
-        types=[Opportunity, Account, Contact, Lead, Campaign, Product, Quote, User, Budget],
+        subscription=Subscription,
+        types=[
+            Opportunity, Account, Contact, Lead, Campaign, Product, Quote, User, Budget,
+            Document, Activity, Comment,
+        ],
         extensions=extensions or [],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

@@ -8,7 +8,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from strawberry.scalars import JSON
 
 import models
 from resolvers import opportunity as rules
@@ -16,6 +15,8 @@ from resolvers.money import weighted
 from schema.common import related, root_list
 from schema.context import Info
 from schema.customization import CustomFieldFilter, Customizable
+from schema.dealroom import DealRoomRecord
+from schema.history import FieldChange, StageChange
 from schema.picklist import ForecastCategory, SalesStage
 from schema.relay import (
     Connection,
@@ -26,6 +27,7 @@ from schema.relay import (
     page_args,
     rows_of,
 )
+from schema.timeline import TimelineRecord
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ async def _stage(root: models.Opportunity, info: Info) -> models.SalesStage:
 
 
 @strawberry.type(description="A deal: a live negotiation with a customer.")
-class Opportunity(Node, Customizable):
+class Opportunity(Node, Customizable, DealRoomRecord, TimelineRecord):
     is_type_of = rows_of(models.Opportunity)
     id: strawberry.ID = node_id("Opportunity")
     number: str
@@ -187,53 +189,6 @@ class OpportunityContact:
         root: strawberry.Parent[models.OpportunityContact], info: Info
     ) -> Annotated[Contact, strawberry.lazy("schema.contact")]:
         return await related(info, "Contact", root.contact_id)  # type: ignore[no-any-return]
-
-
-@strawberry.type(description="A tracked field of a deal changing value.")
-class FieldChange:
-    field: str = strawberry.field(
-        description="amount, salesStage, probability, expectedCloseDate, assignedTo, account, "
-        "campaign (values: ids as numbers), or a custom field key."
-    )
-    old_value: JSON | None
-    new_value: JSON | None
-    source: str = strawberry.field(
-        description="MUTATION, QUOTE_SYNC, IMPORT, CONVERSION or UNDO."
-    )
-    changed_at: dt.datetime
-
-    @strawberry.field
-    @staticmethod
-    async def changed_by(root: strawberry.Parent[models.FieldChange], info: Info) -> User:
-        return await related(info, "User", root.changed_by_id)  # type: ignore[no-any-return]
-
-
-@strawberry.type(description="One move between sales stages.")
-class StageChange:
-    amount: Decimal
-    probability: Decimal
-    expected_close_date: dt.date
-    changed_at: dt.datetime
-    note: str | None
-
-    @strawberry.field
-    @staticmethod
-    async def from_stage(
-        root: strawberry.Parent[models.StageChange], info: Info
-    ) -> SalesStage | None:
-        if root.from_stage is None:
-            return None
-        return await info.context.loaders.stage.load(root.from_stage)  # type: ignore[return-value]
-
-    @strawberry.field
-    @staticmethod
-    async def to_stage(root: strawberry.Parent[models.StageChange], info: Info) -> SalesStage:
-        return await info.context.loaders.stage.load(root.to_stage)  # type: ignore[return-value]
-
-    @strawberry.field
-    @staticmethod
-    async def changed_by(root: strawberry.Parent[models.StageChange], info: Info) -> User:
-        return await related(info, "User", root.changed_by_id)  # type: ignore[no-any-return]
 
 
 @strawberry.input(description="Every given field must hold (AND).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ImportJob, Opportunity, User
-from resolvers import importing
+from resolvers import events, importing
 from resolvers import user as users_rules
 from resolvers.auth import create_token
 from resolvers.errors import ValidationFailed
@@ -424,6 +425,9 @@ def import_opportunities(
         table = importing.read_table(data)
     except importing.UnusableInput as exc:
         _unusable(f"{file}: {exc}")
+    # What is loaded so far lives as long as the process: the collector need not go through
+    # it again and again while the import churns through objects (~10% of its time).
+    gc.freeze()
 
     async def main() -> importing.Report:
         engine = create_engine(settings)
@@ -503,7 +507,7 @@ def import_undo(
                 viewer = await load_viewer(session, await _acting_user(session, as_user),
                                            settings.sharing)
                 job = await importing.undo_import(session, viewer, pk, force=force)
-                await session.commit()
+                await events.commit(session)  # and tell live subscribers (PostgreSQL)
                 return job
         finally:
             await engine.dispose()

@@ -34,6 +34,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from resolvers import live
@@ -218,7 +219,8 @@ class WebSocketConnection:
 class WebSocketOperation(SchemaExtension):
     """An operation over the WebSocket gets its own session and context (the connection's
     is shared by all its operations), re-authenticates the connection's token, and logs one
-    line when it ends. HTTP requests pass untouched (the auth middleware did all this)."""
+    line when it ends. Over HTTP (where the auth middleware did all this) a subscription is
+    refused: they are served over the WebSocket only."""
 
     async def on_operation(self) -> AsyncIterator[None]:
         connection = self.execution_context.context
@@ -239,6 +241,13 @@ class WebSocketOperation(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
+        if (
+            isinstance(context, Context) and context.live is None
+            and self.execution_context.operation_type is OperationType.SUBSCRIPTION
+        ):
+            raise RequestError(
+                "Subscribe over the WebSocket on /graphql (protocol graphql-transport-ws)."
+            )
         if isinstance(context, Context) and context.live is not None:
             # The token may have been revoked since the connection was opened.
             viewer = await live.current_viewer(context.session, context.live)

@@ -67,6 +67,7 @@ def settings(migrated_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings)
     yield application
+    await application.state.broker.close()
     await application.state.engine.dispose()
 
 

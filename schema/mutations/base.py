@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
+from resolvers import events
 from resolvers.cache import forget
 from resolvers.errors import ErrorCode, ValidationFailed
 from resolvers.tx import begin_write
@@ -46,16 +47,19 @@ async def mutate(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | None
     session = context.session
     await begin_write(session)
     forget(session)  # reference data is read afresh by every write
+    events.discard(session)
     try:
         result = await work()
-        await session.commit()
+        await events.commit(session)  # and publish the events of what it committed
     except ValidationFailed as refused:
         forget(session)
+        events.discard(session)
         await session.rollback()
         errors = [UserError(field=e.field, message=e.message, code=e.code) for e in refused.errors]
         return None, errors
     except BaseException:
         forget(session)
+        events.discard(session)
         await session.rollback()
         raise
     forget(session)

@@ -1,0 +1,115 @@
+"""CSV import jobs: their progress and report (importJob), polled while they run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+import models
+from resolvers import importing
+from resolvers.ids import pk_of
+from schema.common import related
+from schema.context import Info
+from schema.relay import Node, node_id, rows_of
+from schema.scalars import JSON
+from schema.user import User
+
+
+@strawberry.enum(description="Where an import job is.")
+class ImportJobStatus(Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    UNDONE = "UNDONE"
+
+
+@strawberry.type(description="A row an import refused: its line in the file, the column at "
+                 "fault (null when the row as a whole is) and why.")
+class ImportRowError:
+    line: int
+    column: str | None
+    message: str
+
+
+def _live(job: models.ImportJob) -> importing.Report | None:
+    """The report of a job running in this process: fresher than its row."""
+    return importing.LIVE.get(job.id) if job.status == "RUNNING" else None
+
+
+def _count(name: str, description: str) -> Any:
+    def resolve(root: strawberry.Parent[models.ImportJob]) -> int:
+        live = _live(root)
+        return int(getattr(live if live is not None else root, name))
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
+def _status(root: strawberry.Parent[models.ImportJob]) -> ImportJobStatus:
+    return ImportJobStatus(root.status)
+
+
+def _warnings(root: strawberry.Parent[models.ImportJob]) -> list[str]:
+    live = _live(root)
+    return list(live.warnings if live is not None else root.warnings or [])
+
+
+def _errors(root: strawberry.Parent[models.ImportJob]) -> list[ImportRowError]:
+    live = _live(root)
+    if live is not None:
+        return [ImportRowError(line=i.line, column=i.column, message=i.message)
+                for i in live.errors[:1000]]
+    return [ImportRowError(line=e["line"], column=e.get("column"), message=e["message"])
+            for e in root.errors or []]
+
+
+async def _created_by(root: strawberry.Parent[models.ImportJob], info: Info) -> User:
+    return await related(info, "User", root.created_by_id)  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="A CSV import: poll it with importJob(id:) while it runs; its "
+                 "report once it ends; undoImport takes back what it wrote.")
+class ImportJob(Node):
+    is_type_of = rows_of(models.ImportJob)
+    id: strawberry.ID = node_id("ImportJob")
+    status: ImportJobStatus = strawberry.field(
+        resolver=_status,
+        description="RUNNING, then DONE (rows may have failed: see failed and errors) or "
+        "FAILED (nothing written by an all-or-nothing import, or it broke off); UNDONE.",
+    )
+    filename: str
+    total: int = _count("total", "Data rows in the file.")
+    processed: int = _count("processed", "Rows processed so far.")
+    created: int = _count("created", "Deals created.")
+    updated: int = _count("updated", "Existing deals overwritten or merged into.")
+    skipped: int = _count("skipped", "Duplicates skipped (or merges with nothing to fill).")
+    failed: int = _count("failed", "Rows refused (not written): see errors.")
+    warnings: list[str] = strawberry.field(
+        resolver=_warnings, description="Columns ignored (unknown or read-only), and notes."
+    )
+    errors: list[ImportRowError] = strawberry.field(
+        resolver=_errors, description="Why rows failed, by line and column (the first 1000)."
+    )
+    failed_rows_csv: str | None = strawberry.field(
+        description="The failed rows as read, with an `Import error` column: fix them and "
+        "import the file again. Null when no row failed."
+    )
+    options: JSON = strawberry.field(description="The options the import ran with.")
+    created_by: User = strawberry.field(resolver=_created_by)
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    undone_at: dt.datetime | None
+
+
+@strawberry.type
+class ImportQuery:
+    @strawberry.field(description="An import job: yours, or any for an admin; else null.")
+    async def import_job(self, info: Info, id: strawberry.ID) -> ImportJob | None:
+        pk = pk_of(id, "ImportJob")
+        if pk is None:
+            return None
+        job = await importing.visible_job(info.context.session, info.context.viewer, pk)
+        return job  # type: ignore[return-value]

@@ -1,0 +1,70 @@
+"""Subscriptions: live events about the deals a viewer may see (graphql-transport-ws on
+/graphql)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncGenerator
+from enum import Enum
+
+import strawberry
+
+from resolvers import live
+from resolvers.errors import RequestError
+from resolvers.loaders import Loaders
+from resolvers.opportunity import OpportunityFilter as OpportunityFilterRules
+from schema.context import Context, Info
+from schema.opportunity import Opportunity, OpportunityFilter
+
+
+@strawberry.enum
+class OpportunityEventType(Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    STAGE_CHANGED = "STAGE_CHANGED"
+    DELETED = "DELETED"
+    RESTORED = "RESTORED"
+
+
+@strawberry.type(description="Something happened to a deal.")
+class OpportunityEvent:
+    type: OpportunityEventType
+    opportunity: Opportunity = strawberry.field(
+        description="The deal as it is now (for DELETED: in the recycle bin)."
+    )
+    occurred_at: dt.datetime
+
+
+@strawberry.type
+class OpportunitySubscription:
+    @strawberry.subscription(
+        description="Deals created, updated, moved between stages, deleted and restored, as "
+        "they happen: only deals the viewer may see (checked again for every event) that "
+        "match the filter. One event per deal and write (STAGE_CHANGED covers the update "
+        "it came with). Over the WebSocket on /graphql (graphql-transport-ws), "
+        'authenticated by connection_init {"Authorization": "Bearer <token>"}.'
+    )
+    async def opportunity_events(
+        self, info: Info, filter: OpportunityFilter | None = None
+    ) -> AsyncGenerator[OpportunityEvent, None]:
+        ctx = info.context
+        if ctx.live is None:  # not over the WebSocket (server.graphql refuses it first)
+            raise RequestError(
+                "Subscribe over the WebSocket on /graphql (protocol graphql-transport-ws)."
+            )
+        return _events(ctx, filter.to_rules() if filter else None)
+
+
+async def _events(
+    ctx: Context, rules: OpportunityFilterRules | None
+) -> AsyncGenerator[OpportunityEvent, None]:
+    assert ctx.live is not None
+    async for event, deal, viewer in live.watch(ctx.session, ctx.live, rules):
+        # Every event is resolved afresh, as the subscriber is now.
+        ctx.viewer = viewer
+        ctx.loaders = Loaders(ctx.session, viewer, ctx.default_page_size, ctx.max_page_size)
+        yield OpportunityEvent(
+            type=OpportunityEventType(event.type),
+            opportunity=deal,  # type: ignore[arg-type]
+            occurred_at=event.occurred_at,
+        )

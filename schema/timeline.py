@@ -1,0 +1,135 @@
+"""Timelines: what happened to an opportunity, an account (with its deals) or a lead, as one
+connection of TimelineItem, newest first (the records implementing TimelineRecord)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from resolvers import timeline as rules
+from resolvers.loaders import Loaders
+from schema.common import related
+from schema.context import Info
+from schema.dealroom import Activity, Comment, Document
+from schema.history import FieldChange, StageChange
+from schema.quote import Quote
+from schema.relay import Connection, page_args, rows_of
+from schema.user import User
+
+if TYPE_CHECKING:
+    from schema.account import Account
+    from schema.contact import Contact
+    from schema.lead import Lead
+    from schema.opportunity import Opportunity
+
+Parent = strawberry.Parent[rules.LeadConverted]
+
+
+@strawberry.enum(description="The kinds of timeline items.")
+class TimelineItemType(Enum):
+    STAGE_CHANGE = "STAGE_CHANGE"
+    FIELD_CHANGE = "FIELD_CHANGE"
+    ACTIVITY = "ACTIVITY"
+    COMMENT = "COMMENT"
+    DOCUMENT = "DOCUMENT"
+    QUOTE = "QUOTE"
+    LEAD_CONVERSION = "LEAD_CONVERSION"
+
+
+@strawberry.type(
+    description="A lead converted into an account, a contact and perhaps a deal (each null "
+    "when there is none or the viewer may not see it)."
+)
+class LeadConversion:
+    is_type_of = rows_of(rules.LeadConverted)
+
+    @strawberry.field
+    @staticmethod
+    def converted_at(root: Parent) -> dt.datetime:
+        assert root.lead.converted_at is not None
+        return root.lead.converted_at
+
+    @strawberry.field
+    @staticmethod
+    async def lead(
+        root: Parent, info: Info
+    ) -> Annotated[Lead, strawberry.lazy("schema.lead")] | None:
+        return await related(info, "Lead", root.lead.id)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    @staticmethod
+    async def account(
+        root: Parent, info: Info
+    ) -> Annotated[Account, strawberry.lazy("schema.account")] | None:
+        return await related(  # type: ignore[no-any-return]
+            info, "Account", root.lead.converted_account_id
+        )
+
+    @strawberry.field
+    @staticmethod
+    async def contact(
+        root: Parent, info: Info
+    ) -> Annotated[Contact, strawberry.lazy("schema.contact")] | None:
+        return await related(  # type: ignore[no-any-return]
+            info, "Contact", root.lead.converted_contact_id
+        )
+
+    @strawberry.field
+    @staticmethod
+    async def opportunity(
+        root: Parent, info: Info
+    ) -> Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None:
+        return await related(  # type: ignore[no-any-return]
+            info, "Opportunity", root.lead.converted_opportunity_id
+        )
+
+    @strawberry.field(
+        description="Who converted the lead: the creator of the deal or contact it created; "
+        "null when it created neither."
+    )
+    @staticmethod
+    async def converted_by(root: Parent, info: Info) -> User | None:
+        return await related(info, "User", root.converted_by_id)  # type: ignore[no-any-return]
+
+
+TimelineItem = Annotated[
+    StageChange | FieldChange | Activity | Comment | Document | Quote | LeadConversion,
+    strawberry.union("TimelineItem", description="Something that happened to a record."),
+]
+
+
+@strawberry.interface(description="A record with a timeline of what happened to it.")
+class TimelineRecord:
+    @strawberry.field(
+        description="Stage changes, field changes, activities, comments, documents, quotes "
+        "and the lead conversion, newest first (by when they happened or were added); an "
+        "account's include those of the deals of it the viewer may see. `types` picks kinds."
+    )
+    @staticmethod
+    async def timeline(
+        root: strawberry.Parent[Any],
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        types: list[TimelineItemType] | None = None,
+    ) -> Connection[TimelineItem]:
+        ctx = info.context
+        parent_type = type(root).__name__
+        kinds = None if types is None else tuple(sorted({t.value for t in types}))
+        args = page_args(first, after, last, before)
+        loaders: Loaders = ctx.loaders
+
+        async def load(ids: list[int]) -> list[Any]:
+            pages = await rules.timelines(
+                ctx.session, ctx.viewer, parent_type, ids, args, kinds,
+                ctx.default_page_size, ctx.max_page_size,
+            )
+            return [pages[i] for i in ids]
+
+        page = await loaders.batch(("timeline", parent_type, args, kinds), load).load(root.id)
+        return Connection(page=page)

@@ -35,23 +35,11 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 
-def _reexec_in_venv() -> None:
-    """`python bench/custom_fields.py` without the project's packages: use the venv's."""
-    try:
-        import httpx  # noqa: F401
-        import rich  # noqa: F401
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        if VENV_PYTHON.exists() and Path(sys.executable) != VENV_PYTHON:
-            script = str(Path(__file__).resolve())
-            os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), script, *sys.argv[1:]])
-        raise
+import benchenv  # noqa: E402
 
-
-_reexec_in_venv()
+benchenv.use_project_python()
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 

@@ -34,27 +34,15 @@ BENCH = Path(__file__).resolve().parent
 SHARED = REPO.parent / "shared"
 PIPELINE_QUERY = REPO / "tests" / "queries" / "pipeline.graphql"  # a copy of shared/queries
 PEER_LOAD = SHARED / "peer" / "load.sh"
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
 PG_DATABASE = "dealgraph_bench"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _reexec_in_venv() -> None:
-    """`python bench/run.py` with a Python lacking the project's packages: use the venv's."""
-    try:
-        import httpx  # noqa: F401
-        import rich  # noqa: F401
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        if VENV_PYTHON.exists() and Path(sys.executable) != VENV_PYTHON:
-            script = str(Path(__file__).resolve())
-            os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), script, *sys.argv[1:]])
-        raise
+import benchenv  # noqa: E402
 
-
-_reexec_in_venv()
+benchenv.use_project_python()
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402

@@ -123,13 +123,14 @@ def check_loopback_url(url: str) -> None:
         raise BenchError(f"refusing a non-loopback database host: {host!r}")
 
 
-def pg_database_url(base_url: str) -> str:
-    url = make_url(base_url).set(database=PG_DATABASE)
+def pg_database_url(base_url: str, name: str = PG_DATABASE) -> str:
+    url = make_url(base_url).set(database=name)
     return url.render_as_string(hide_password=False)
 
 
-def pg_admin(base_url: str, statements: list[str]) -> None:
-    """Run statements on the `postgres` maintenance database, outside a transaction."""
+def pg_admin(base_url: str, statements: list[str], timeout: float = 60) -> None:
+    """Run statements on the `postgres` maintenance database, outside a transaction; each
+    statement is allowed `timeout` seconds."""
     url = make_url(base_url)
     psql = shutil.which("psql")
     if psql:
@@ -143,7 +144,7 @@ def pg_admin(base_url: str, statements: list[str]) -> None:
         for statement in statements:
             try:
                 result = subprocess.run(
-                    [*base, "-c", statement], capture_output=True, text=True, timeout=60,
+                    [*base, "-c", statement], capture_output=True, text=True, timeout=timeout,
                     env=env, check=False,
                 )
             except subprocess.TimeoutExpired as exc:
@@ -166,11 +167,11 @@ def pg_admin(base_url: str, statements: list[str]) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(asyncio.wait_for(main(), 60))
+    asyncio.run(asyncio.wait_for(main(), timeout * len(statements)))
 
 
-def pg_drop(base_url: str) -> None:
-    pg_admin(base_url, [f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"])
+def pg_drop(base_url: str, name: str = PG_DATABASE, timeout: float = 60) -> None:
+    pg_admin(base_url, [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], timeout)
 
 
 def fresh_database(kind: str, workdir: Path, pg_url: str) -> str:

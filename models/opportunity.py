@@ -32,7 +32,11 @@ class Opportunity(Record, Base):
         CheckConstraint("probability >= 0 AND probability <= 100", name="probability_range"),
         CheckConstraint("amount_source IN ('MANUAL', 'QUOTE')", name="amount_source_known"),
         CheckConstraint("version >= 1", name="version_positive"),
-        Index("ix_opportunities_close_date_id", "expected_close_date", "id"),
+        # The pipeline page and its count: deals not in the recycle bin, by close date.
+        Index(
+            "ix_opportunities_live_close_date", "expected_close_date", "id",
+            postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
+        ),
         Index("ix_opportunities_owner_close_date", "assigned_to_id", "expected_close_date"),
         # Forecasts and attainment of a rep or a team (owner, then close date) read only this
         # index: it holds every column they filter, group and sum on (bench/forecast.py).

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
 
 
+@lru_cache(maxsize=65536)  # pure, and a page of nested data asks for hundreds
 def to_global_id(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
 

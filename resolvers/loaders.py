@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -23,12 +25,54 @@ from models import (
     StageChange,
 )
 from resolvers import campaign
-from resolvers.pagination import Page, PageArgs, paginate_many
+from resolvers.pagination import Page, PageArgs, outer_joined, paginate_many
 from resolvers.permissions import Viewer
-from resolvers.records import KINDS, sort_keys
+from resolvers.records import KINDS, sort_keys, visible_by_id
+
+
+@dataclass(frozen=True)
+class Children:
+    """A one-to-many relation as the loaders (and the planner) read it: which rows, in which
+    order, for many parents at once."""
+
+    model: Any
+    parent: Any  # the column referring to the parent
+    where: tuple[Any, ...] = ()
+    order: tuple[Any, ...] = ()
+
+    def statement(
+        self, parent_ids: Sequence[Any] | Any, columns: Sequence[Any] | None = None,
+        joins: Sequence[tuple[Any, Any]] = (),
+    ) -> Any:
+        """With `columns`, plain rows of them, the `joins` (table, ON) outer-joined."""
+        return (
+            outer_joined(select(*(columns or [self.model])), self.model, joins)
+            .where(self.parent.in_(parent_ids), *self.where)
+            .order_by(*self.order)
+        )
+
+
+QUOTES = Children(Quote, Quote.opportunity_id, (Quote.deleted_at.is_(None),), (Quote.id,))
+LINES = Children(QuoteLine, QuoteLine.quote_id, (), (QuoteLine.position, QuoteLine.id))
+
+
+class _ByKind(dict[str, DataLoader[int, Any]]):
+    """by_id: a loader per entity type, made when a field first asks for it."""
+
+    def __init__(self, make: Callable[[str], Callable[[list[int]], Any]]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, type_name: str) -> DataLoader[int, Any]:
+        if type_name not in KINDS:
+            raise KeyError(type_name)
+        loader = self[type_name] = DataLoader(self.make(type_name))
+        return loader
 
 
 class Loaders:
+    """Made per request; each loader is built on first use (most requests need few)."""
+
     def __init__(
         self, session: AsyncSession, viewer: Viewer, default_size: int, max_size: int
     ) -> None:
@@ -36,37 +80,55 @@ class Loaders:
         self.viewer = viewer
         self.default_size = default_size
         self.max_size = max_size
-        self.by_id: dict[str, DataLoader[int, Any]] = {
-            name: DataLoader(self._visible_loader(name)) for name in KINDS
-        }
-        self.stage: DataLoader[str, SalesStage | None] = DataLoader(self._stages)
-        self.quotes: DataLoader[int, list[Quote]] = DataLoader(self._quotes)
-        self.lines: DataLoader[int, list[QuoteLine]] = DataLoader(self._lines)
-        self.deal_contacts: DataLoader[int, list[OpportunityContact]] = DataLoader(
-            self._deal_contacts
-        )
-        self.stage_history: DataLoader[int, list[StageChange]] = DataLoader(self._history)
-        self.field_history: DataLoader[int, list[FieldChange]] = DataLoader(self._field_history)
-        self.campaign_stats: DataLoader[int, campaign.CampaignStats] = DataLoader(
-            self._campaign_stats
-        )
-        self.custom_definitions: DataLoader[str, list[CustomFieldDefinition]] = DataLoader(
-            self._definitions
-        )
+        self.by_id: dict[str, DataLoader[int, Any]] = _ByKind(self._visible_loader)
         self._relations: dict[Hashable, DataLoader[int, Page[Any]]] = {}
         self._batches: dict[Hashable, DataLoader[Any, Any]] = {}
-        self.document_links: DataLoader[int, list[tuple[str, int]]] = DataLoader(
-            self._document_links
-        )
-        self.activity_links: DataLoader[int, list[tuple[str, int]]] = DataLoader(
-            self._activity_links
-        )
+
+    @cached_property
+    def stage(self) -> DataLoader[str, SalesStage | None]:
+        return DataLoader(self._stages)
+
+    @cached_property
+    def quotes(self) -> DataLoader[int, list[Quote]]:
+        return DataLoader(self._quotes)
+
+    @cached_property
+    def lines(self) -> DataLoader[int, list[QuoteLine]]:
+        return DataLoader(self._lines)
+
+    @cached_property
+    def deal_contacts(self) -> DataLoader[int, list[OpportunityContact]]:
+        return DataLoader(self._deal_contacts)
+
+    @cached_property
+    def stage_history(self) -> DataLoader[int, list[StageChange]]:
+        return DataLoader(self._history)
+
+    @cached_property
+    def field_history(self) -> DataLoader[int, list[FieldChange]]:
+        return DataLoader(self._field_history)
+
+    @cached_property
+    def campaign_stats(self) -> DataLoader[int, campaign.CampaignStats]:
+        return DataLoader(self._campaign_stats)
+
+    @cached_property
+    def custom_definitions(self) -> DataLoader[str, list[CustomFieldDefinition]]:
+        return DataLoader(self._definitions)
+
+    @cached_property
+    def document_links(self) -> DataLoader[int, list[tuple[str, int]]]:
+        return DataLoader(self._document_links)
+
+    @cached_property
+    def activity_links(self) -> DataLoader[int, list[tuple[str, int]]]:
+        return DataLoader(self._activity_links)
 
     def _visible_loader(self, type_name: str) -> Callable[[list[int]], Any]:
         kind = KINDS[type_name]
 
         async def load(ids: list[int]) -> list[Any]:
-            stmt = select(kind.model).where(kind.model.id.in_(ids), *kind.visible(self.viewer))
+            stmt = visible_by_id(kind, self.viewer, ids)
             found = {r.id: r for r in (await self.session.scalars(stmt)).all()}
             return [found.get(i) for i in ids]
 
@@ -85,21 +147,19 @@ class Loaders:
     async def _children(
         self, model: Any, parent: Any, ids: Sequence[Any], *where: Any, order: Sequence[Any] = ()
     ) -> list[list[Any]]:
-        stmt = select(model).where(parent.in_(ids), *where).order_by(*order)
+        return await self._grouped(Children(model, parent, where, tuple(order)), ids)
+
+    async def _grouped(self, children: Children, ids: Sequence[Any]) -> list[list[Any]]:
         grouped: dict[Any, list[Any]] = defaultdict(list)
-        for row in (await self.session.scalars(stmt)).all():
-            grouped[getattr(row, parent.key)].append(row)
+        for row in (await self.session.scalars(children.statement(ids))).all():
+            grouped[getattr(row, children.parent.key)].append(row)
         return [grouped[i] for i in ids]
 
     async def _quotes(self, ids: list[int]) -> list[list[Quote]]:
-        return await self._children(
-            Quote, Quote.opportunity_id, ids, Quote.deleted_at.is_(None), order=[Quote.id]
-        )
+        return await self._grouped(QUOTES, ids)
 
     async def _lines(self, ids: list[int]) -> list[list[QuoteLine]]:
-        return await self._children(
-            QuoteLine, QuoteLine.quote_id, ids, order=[QuoteLine.position, QuoteLine.id]
-        )
+        return await self._grouped(LINES, ids)
 
     async def _deal_contacts(self, ids: list[int]) -> list[list[OpportunityContact]]:
         visible_contacts = select(Contact.id).where(*KINDS["Contact"].visible(self.viewer))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, TypeDecorator, and_, func, or_, select
+import orjson
+from sqlalchemy import ColumnElement, TypeDecorator, and_, func, or_, outerjoin, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import RequestError
@@ -84,8 +85,8 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 
 
 def encode_cursor(signature: str, values: Sequence[Any]) -> str:
-    raw = json.dumps([signature, [_encode_value(v) for v in values]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    raw = orjson.dumps([signature, [_encode_value(v) for v in values]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _fits(value: Any, key: SortKey) -> bool:
@@ -133,6 +134,17 @@ def _keyset(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> Co
     return or_(*clauses)
 
 
+def outer_joined(stmt: Any, model: Any, joins: Sequence[tuple[Any, Any]]) -> Any:
+    """`stmt` selecting from `model`, with each (table, ON clause) of `joins` LEFT JOINed (the
+    planner reads to-one relations in their parent's statement)."""
+    if not joins:
+        return stmt
+    source = model
+    for target, on in joins:
+        source = outerjoin(source, target, on)
+    return stmt.select_from(source)
+
+
 async def paginate(
     session: AsyncSession,
     entity: Any,
@@ -142,11 +154,24 @@ async def paginate(
     args: PageArgs,
     default_size: int,
     max_size: int,
+    columns: Sequence[Any] | None = None,
+    joins: Sequence[tuple[Any, Any]] = (),
+    with_total: bool = False,
 ) -> Page[Any]:
-    """One page of `entity` rows matching `where`, ordered by `sort` then by primary key."""
+    """One page of `entity` rows matching `where`, ordered by `sort` then by primary key.
+
+    With `columns`, the nodes are rows of those columns (the planner's plain rows, `joins`
+    outer-joined) instead of ORM objects. `with_total`: the total count comes in the same
+    statement (a scalar subquery), not in a second one when asked for."""
     size, backwards = page_size(args, default_size, max_size)
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
-    stmt = select(entity, *[k.expr for k in keys]).where(*where)
+    width = len(columns) if columns is not None else 1
+    total = select(func.count()).select_from(entity).where(*where)
+    stmt = outer_joined(select(
+        *(columns if columns is not None else [entity]),
+        *[k.expr.label(f"_key{i}") for i, k in enumerate(keys)],
+        *([total.scalar_subquery().label("_total")] if with_total else []),
+    ), entity, joins).where(*where)
     if args.after:
         stmt = stmt.where(_keyset(keys, decode_cursor(args.after, signature, keys), True))
     if args.before:
@@ -161,12 +186,13 @@ async def paginate(
         rows.reverse()
 
     async def count() -> int:
-        total = await session.scalar(select(func.count()).select_from(entity).where(*where))
-        return int(total or 0)
+        if with_total and rows:
+            return int(rows[0][-1])
+        return int(await session.scalar(total) or 0)
 
     return Page(
-        nodes=[row[0] for row in rows],
-        cursors=[encode_cursor(signature, row[1:]) for row in rows],
+        nodes=[row if columns is not None else row[0] for row in rows],
+        cursors=[encode_cursor(signature, row[width:width + len(keys)]) for row in rows],
         has_next_page=more if not backwards else bool(args.before),
         has_previous_page=more if backwards else bool(args.after),
         count=count,

@@ -26,8 +26,9 @@ def line_net_total(line: QuoteLine) -> Decimal:
     return cents(line.quantity * line.list_price * (1 - line.discount_percent / HUNDRED))
 
 
-def line_tax(line: QuoteLine) -> Decimal:
-    return cents(line_net_total(line) * line.tax_percent / HUNDRED)
+def line_tax(line: QuoteLine, net_total: Decimal) -> Decimal:
+    """round(line netTotal × taxPercent / 100, 2), given the line's netTotal."""
+    return cents(net_total * line.tax_percent / HUNDRED)
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class QuoteTotals:
 def totals(lines: Iterable[QuoteLine]) -> QuoteTotals:
     subtotal = net = tax = Decimal("0.00")
     for line in lines:
+        line_net = line_net_total(line)
         subtotal += cents(line.quantity * line.list_price)
-        net += line_net_total(line)
-        tax += line_tax(line)
+        net += line_net
+        tax += line_tax(line, line_net)
     return QuoteTotals(subtotal, subtotal - net, net, tax, net + tax)
 
 

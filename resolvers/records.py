@@ -27,7 +27,7 @@ from models import (
 )
 from resolvers import activities, documents, opportunity
 from resolvers.ids import from_global_id, pk_of
-from resolvers.pagination import Page, PageArgs, SortKey, paginate
+from resolvers.pagination import Page, PageArgs, SortKey, outer_joined, paginate
 from resolvers.permissions import Viewer, readable
 from resolvers.text import contains
 
@@ -117,6 +117,17 @@ for _kind in KINDS.values():
         )
 
 
+def visible_by_id(
+    kind: Kind, viewer: Viewer, ids: Sequence[int] | Any, columns: Sequence[Any] | None = None,
+    joins: Sequence[tuple[Any, Any]] = (),
+) -> Any:
+    """The statement for the records with these ids (or an expanding parameter) that the viewer
+    may see: ORM objects, or rows of `columns` with `joins`."""
+    return outer_joined(select(*(columns or [kind.model])), kind.model, joins).where(
+        kind.model.id.in_(ids), *kind.visible(viewer)
+    )
+
+
 async def get_visible(
     session: AsyncSession, viewer: Viewer, global_ids: Sequence[str]
 ) -> list[Any]:
@@ -181,9 +192,16 @@ async def list_records(
     default_size: int,
     max_size: int,
     extra_sort: dict[str, Any] | None = None,
+    columns: Sequence[Any] | None = None,
+    joins: Sequence[tuple[Any, Any]] = (),
+    with_total: bool = False,
 ) -> Page[Any]:
-    """A page of visible records of one type matching `conditions`, in `order` then id."""
+    """A page of visible records of one type matching `conditions`, in `order` then id
+    (ORM objects, or rows of `columns` with `joins`; see pagination.paginate)."""
     kind = KINDS[type_name]
     keys, signature = sort_keys(type_name, order, extra_sort)
     where = [*kind.visible(viewer), *conditions]
-    return await paginate(session, kind.model, where, keys, signature, args, default_size, max_size)
+    return await paginate(
+        session, kind.model, where, keys, signature, args, default_size, max_size, columns, joins,
+        with_total,
+    )

@@ -17,7 +17,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -46,6 +46,7 @@ from resolvers.loaders import Loaders
 from resolvers.permissions import Viewer, load_viewer
 from schema import build_schema
 from schema.context import Context
+from schema.planner import Plans
 from server.settings import Settings
 
 log = logging.getLogger("dealgraph")
@@ -123,6 +124,30 @@ class ErrorShaping(SchemaExtension):
         yield
 
 
+class PlannedExecution(SchemaExtension):
+    """Answers a query from its plan (schema/planner.py) when the planner covers it; graphql-core
+    resolves everything else. In "verify" mode both run and differences are recorded."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        schema = ctx.schema
+        plans = getattr(schema, "plans", None)
+        planned = None
+        if (
+            isinstance(plans, Plans) and isinstance(ctx.context, Context)
+            and ctx.context.live is None and ctx.operation_type is OperationType.QUERY
+            and ctx.graphql_document is not None and ctx.query is not None
+        ):
+            planned = ctx.context.planned if ctx.context.planner_tried else await plans.execute(
+                ctx.query, ctx.graphql_document, ctx.operation_name, ctx.variables, ctx.context
+            )
+            if planned is not None and plans.mode == "on":
+                ctx.result = ExecutionResult(data=planned, errors=None)
+        yield
+        if planned is not None and isinstance(plans, Plans) and plans.mode == "verify":
+            plans.compare(ctx.query or "", ctx.variables, planned, ctx.result)
+
+
 class DealgraphSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -150,7 +175,7 @@ def create_schema(settings: Settings) -> strawberry.Schema:
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
-    return build_schema(
+    schema = build_schema(
         # Factories: Strawberry builds fresh extensions per request; the caches are shared.
         extensions=[
             WebSocketOperation,  # first: the operation's own session around everything else
@@ -159,9 +184,13 @@ def create_schema(settings: Settings) -> strawberry.Schema:
             lambda: AddValidationRules(limit_rules),
             lambda: ValidationCache(maxsize=1024),
             ErrorShaping,
+            PlannedExecution,
         ],
         schema_class=DealgraphSchema,
     )
+    if settings.planner != "off":
+        schema.plans = Plans(schema, settings.planner)  # type: ignore[attr-defined]
+    return schema
 
 
 # --- the WebSocket ------------------------------------------------------------------------
@@ -269,6 +298,36 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return ""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A receive that gives the body already read, then waits (for a disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view over the request state that the auth middleware prepared; and
     subscriptions over the WebSocket (graphql-transport-ws), authenticated by the token in
@@ -303,6 +362,16 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
+            plans = getattr(self.schema, "plans", None)
+            if (
+                isinstance(plans, Plans) and plans.mode != "off" and scope.get("method") == "POST"
+                and _header(scope, b"content-type").startswith("application/json")
+                and "viewer" in scope.get("state", {})
+            ):
+                body = await _read_body(receive)
+                if await self.answer_planned(plans, scope, body, send):
+                    return
+                receive = _replay(body)
             await super().__call__(scope, receive, send)
             return
         if self.sessions is None or self.connections >= self.settings.ws_max_connections:
@@ -315,6 +384,48 @@ class GraphQLApp(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
         finally:
             self.connections -= 1
+
+    async def answer_planned(
+        self, plans: Plans, scope: Scope, body: bytes, send: Send
+    ) -> bool:
+        """The hot path: a query whose plan is cached (so it was parsed, checked against the
+        limits and validated when it first ran) is answered from the plan without Strawberry's
+        per-request machinery. False: let Strawberry handle the request — with what the plan
+        gave (None when it had no answer), so that the planner does not run twice, and in
+        "verify" mode so that graphql-core's answer is compared with this one."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(request, dict):
+            return False
+        query, variables = request.get("query"), request.get("variables")
+        operation_name = request.get("operationName")
+        if (
+            not isinstance(query, str) or not isinstance(variables, dict | None)
+            or not isinstance(operation_name, str | None) or request.get("extensions")
+        ):
+            return False
+        state = scope["state"]
+        context = Context(
+            session=state["session"], viewer=state["viewer"], loaders=None,  # type: ignore[arg-type]
+            default_page_size=self.settings.default_page_size,
+            max_page_size=self.settings.max_page_size, request_id=state["request_id"],
+        )
+        data = await plans.execute_cached(query, operation_name, variables, context)
+        if data is None or plans.mode == "verify":
+            if query in plans.documents:  # else Strawberry parses, validates and plans it
+                state["planned"] = data
+            return False
+        state["log"]["operation"] = operation_name
+        payload = orjson.dumps({"data": data})
+        await send({
+            "type": "http.response.start", "status": 200,
+            "headers": [(b"content-length", str(len(payload)).encode()),
+                        (b"content-type", b"application/json")],
+        })
+        await send({"type": "http.response.body", "body": payload})
+        return True
 
     async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
         """connection_init: the payload's token must be a valid one (else 4403 Forbidden)."""
@@ -355,6 +466,8 @@ class GraphQLApp(GraphQL[Context, None]):
             files=self.files,
             sessions=getattr(getattr(request.scope.get("app"), "state", None), "sessions", None),
             max_import_bytes=self.settings.max_import_bytes,
+            planner_tried="planned" in state,
+            planned=state.get("planned"),
         )
 
     async def process_result(

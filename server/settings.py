@@ -29,6 +29,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Read-only queries the planner covers run as cached plans (schema/planner.py); "off"
+    # resolves everything field by field; "verify" runs both and records any difference
+    # (the test suite's mode).
+    planner: Literal["on", "off", "verify"] = "on"
+
     # Live updates: subscriptions over the WebSocket on /graphql (graphql-transport-ws).
     ws_max_connections: int = 1000  # per process; more are closed with 1013 (try again later)
     ws_max_subscriptions_per_connection: int = 20

@@ -60,7 +60,9 @@ async def migrated_url(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def settings(migrated_url: str) -> Settings:
-    return Settings(database_url=migrated_url)
+    # planner="verify": every query the planner covers also runs through graphql-core, and any
+    # difference is recorded (see no_planner_mismatches below).
+    return Settings(database_url=migrated_url, planner="verify")
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +71,47 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     yield application
     await application.state.broker.close()
     await application.state.engine.dispose()
+
+
+# --- planner verification (added with tests/test_planner.py) ----------------------------
+
+
+def graphql_schema(app: Any) -> Any:
+    """The Strawberry schema behind an app's /graphql route (AuthMiddleware → GraphQLApp)."""
+    route = next(r for r in app.routes if getattr(r, "path", None) == "/graphql")
+    return route.endpoint.app.schema
+
+
+@pytest.fixture(autouse=True)
+def no_planner_mismatches(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In "verify" mode every planned query is also resolved by graphql-core; a test fails if
+    any of its queries came out differently (the list is emptied first: no cascading)."""
+    if "app" not in request.fixturenames:  # no requests to the suite's app
+        yield
+        return
+    plans = getattr(graphql_schema(request.getfixturevalue("app")), "plans", None)
+    if plans is None:
+        yield
+        return
+    plans.mismatches.clear()
+    yield
+    mismatches = list(plans.mismatches)
+    plans.mismatches.clear()
+    assert not mismatches, f"planned execution differs from graphql-core: {mismatches}"
+
+
+@pytest.fixture
+async def public_app(settings: Settings) -> AsyncIterator[Any]:
+    """A second app over the same database with DEALGRAPH_SHARING=PUBLIC (its planned queries
+    verified too)."""
+    application = create_app(settings.model_copy(update={"sharing": "PUBLIC"}))
+    plans = graphql_schema(application).plans
+    yield application
+    await application.state.engine.dispose()
+    assert not plans.mismatches, f"planned execution differs from graphql-core: {plans.mismatches}"
+
+
+# -------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

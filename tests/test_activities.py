@@ -11,7 +11,6 @@ an admin deletes it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,8 +19,6 @@ from sqlalchemy import func, select
 import models
 from models.base import utcnow
 from resolvers.ids import to_global_id
-from server.app import create_app
-from server.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.test_query_count import count_statements
 
@@ -168,14 +165,6 @@ async def records(team, factory, db) -> dict[str, Any]:
     }
     await db.commit()
     return found
-
-
-@pytest.fixture
-async def public_app(settings: Settings) -> AsyncIterator[Any]:
-    """A second app over the same database with DEALGRAPH_SHARING=PUBLIC."""
-    application = create_app(Settings(database_url=settings.database_url, sharing="PUBLIC"))
-    yield application
-    await application.state.engine.dispose()
 
 
 @pytest.fixture

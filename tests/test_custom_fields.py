@@ -1535,8 +1535,10 @@ async def test_filtering_and_ordering_run_in_sql(deals, statements):
     assert found == ["C", "E"]
     page_queries = [s for s in statements.sql if "FROM opportunities" in s
                     and "LIMIT" in s.upper()]
-    assert len(page_queries) == 1
-    assert "custom_fields" in page_queries[0]
+    # one page statement per way of answering (the test suite runs the planner and
+    # graphql-core both), each filtering and ordering on the custom field itself
+    assert 1 <= len(page_queries) <= 2
+    assert all("custom_fields" in query for query in page_queries)
 
 
 # --- lead conversion mapping --------------------------------------------------------------

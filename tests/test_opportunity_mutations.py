@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -23,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from resolvers.ids import to_global_id
-from server.app import create_app
-from server.settings import Settings
 from tests.conftest import GraphQLClient
 
 DEAL_FIELDS = """
@@ -223,14 +221,6 @@ async def deal(team, factory, db) -> models.Opportunity:
     )
     await db.commit()
     return opp
-
-
-@pytest.fixture
-async def public_app(settings: Settings) -> AsyncIterator[Any]:
-    """A second app over the same database with DEALGRAPH_SHARING=PUBLIC."""
-    application = create_app(Settings(database_url=settings.database_url, sharing="PUBLIC"))
-    yield application
-    await application.state.engine.dispose()
 
 
 # --- create ------------------------------------------------------------------------------

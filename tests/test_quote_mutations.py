@@ -9,7 +9,6 @@ MANUAL with its last amount. A refused mutation changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import models
 from resolvers.ids import pk_of, to_global_id
-from server.app import create_app
-from server.settings import Settings
 from tests.conftest import GraphQLClient
 
 QUOTE_FIELDS = """
@@ -881,14 +878,6 @@ async def test_a_manager_edits_the_quotes_of_their_team(
     assert created["userErrors"] == []
     assert updated["updateQuote"]["userErrors"] == []
     assert await store.deal(deal.id) == (Decimal("39.98"), "QUOTE", 3)
-
-
-@pytest.fixture
-async def public_app(settings: Settings) -> AsyncIterator[Any]:
-    """A second app over the same database with DEALGRAPH_SHARING=PUBLIC."""
-    application = create_app(Settings(database_url=settings.database_url, sharing="PUBLIC"))
-    yield application
-    await application.state.engine.dispose()
 
 
 async def test_under_public_sharing_a_rep_reads_but_may_not_quote_someone_elses_deal(

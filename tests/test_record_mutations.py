@@ -8,7 +8,6 @@ admin-only (a top-level FORBIDDEN error for anyone else).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import models
 from resolvers.ids import pk_of, to_global_id
-from server.app import create_app
-from server.settings import Settings
 from tests.conftest import GraphQLClient
 
 ACCOUNT_FIELDS = """
@@ -93,14 +90,6 @@ class Store:
 @pytest.fixture
 def store(sessions: async_sessionmaker[AsyncSession]) -> Store:
     return Store(sessions)
-
-
-@pytest.fixture
-async def public_app(settings: Settings) -> AsyncIterator[Any]:
-    """A second app over the same database with DEALGRAPH_SHARING=PUBLIC."""
-    application = create_app(Settings(database_url=settings.database_url, sharing="PUBLIC"))
-    yield application
-    await application.state.engine.dispose()
 
 
 # --- accounts -----------------------------------------------------------------------------

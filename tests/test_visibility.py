@@ -9,7 +9,6 @@ campaign's figures count only the deals the viewer may see.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 
 import models
 from resolvers.ids import to_global_id
-from server.app import create_app
 from server.settings import Settings
 from tests.conftest import GraphQLClient
 
@@ -206,14 +204,6 @@ async def world(users, factory, db) -> dict[str, dict[str, Any]]:
         }
     await db.commit()
     return records
-
-
-@pytest.fixture
-async def public_app(settings: Settings) -> AsyncIterator[Any]:
-    """A second app over the same database with DEALGRAPH_SHARING=PUBLIC."""
-    application = create_app(Settings(database_url=settings.database_url, sharing="PUBLIC"))
-    yield application
-    await application.state.engine.dispose()
 
 
 # --- root lists ------------------------------------------------------------------------

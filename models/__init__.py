@@ -17,7 +17,12 @@ from models.dealroom import (
 )
 from models.imports import ImportItem, ImportJob
 from models.lead import Lead
-from models.opportunity import Opportunity, OpportunityContact, StageChange
+from models.opportunity import (
+    Opportunity,
+    OpportunityContact,
+    OpportunityOwnerCount,
+    StageChange,
+)
 from models.picklist import PicklistValue, SalesStage
 from models.product import Product
 from models.quote import Quote, QuoteLine
@@ -47,6 +52,7 @@ __all__ = [
     "NumberSequence",
     "Opportunity",
     "OpportunityContact",
+    "OpportunityOwnerCount",
     "PicklistValue",
     "Product",
     "Quote",

@@ -69,6 +69,17 @@ class Opportunity(Record, Base):
     )
 
 
+class OpportunityOwnerCount(Base):
+    """How many deals each user owns outside the recycle bin, kept by database triggers on
+    `opportunities` (migration 0009): the total of an unfiltered deal list sums a row per
+    visible owner instead of counting every deal."""
+
+    __tablename__ = "opportunity_owner_counts"
+
+    owner_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    live: Mapped[int] = mapped_column(Integer)
+
+
 class OpportunityContact(Base):
     """A contact's role in a deal; at most one primary contact per deal."""
 

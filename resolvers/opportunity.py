@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Numeric, select, type_coerce
+from sqlalchemy import ColumnElement, Numeric, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Opportunity, OpportunityContact, SalesStage, StageChange, User
+from models import (
+    Opportunity,
+    OpportunityContact,
+    OpportunityOwnerCount,
+    SalesStage,
+    StageChange,
+    User,
+)
 from models.base import utcnow
 from models.seed import BASE_CURRENCY
 from resolvers import customization, events, history, layout
@@ -126,6 +133,14 @@ async def custom_sorts(
 
 def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
     return [Opportunity.deleted_at.is_(None), readable(Opportunity.assigned_to_id, viewer)]
+
+
+def visible_total(viewer: Viewer) -> Any:
+    """How many deals the viewer may see (visible_conditions), from the per-owner counts the
+    database keeps (models.OpportunityOwnerCount): one row per owner, not one per deal."""
+    return select(func.coalesce(func.sum(OpportunityOwnerCount.live), 0)).where(
+        readable(OpportunityOwnerCount.owner_id, viewer)
+    )
 
 
 # Computed on demand ---------------------------------------------------------------

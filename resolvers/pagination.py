@@ -157,16 +157,19 @@ async def paginate(
     columns: Sequence[Any] | None = None,
     joins: Sequence[tuple[Any, Any]] = (),
     with_total: bool = False,
+    total: Any = None,
 ) -> Page[Any]:
     """One page of `entity` rows matching `where`, ordered by `sort` then by primary key.
 
     With `columns`, the nodes are rows of those columns (the planner's plain rows, `joins`
     outer-joined) instead of ORM objects. `with_total`: the total count comes in the same
-    statement (a scalar subquery), not in a second one when asked for."""
+    statement (a scalar subquery), not in a second one when asked for. `total`: a statement
+    for the number of rows matching `where`, in place of counting them."""
     size, backwards = page_size(args, default_size, max_size)
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
     width = len(columns) if columns is not None else 1
-    total = select(func.count()).select_from(entity).where(*where)
+    if total is None:
+        total = select(func.count()).select_from(entity).where(*where)
     stmt = outer_joined(select(
         *(columns if columns is not None else [entity]),
         *[k.expr.label(f"_key{i}") for i, k in enumerate(keys)],

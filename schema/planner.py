@@ -7,8 +7,9 @@ paging from `resolvers/`; the relations' statements from `resolvers/loaders.py`;
 fields through the same functions), over plain rows instead of ORM objects. An operation it
 does not cover raises `Unsupported` while planning and runs normally; a request it cannot
 finish exactly as graphql-core would (an error to report, a null in a non-null field) raises
-`Fallback` and runs normally too. tests/test_planner.py runs every query of the suite both
-ways and requires the same JSON.
+`Fallback` and runs normally too. The test suite runs with DEALGRAPH_PLANNER=verify (every
+query it sends that the planner covers is answered both ways and must give the same JSON),
+and tests/test_planner.py compares generated queries with the planner on and off.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ def python_type(column: Any) -> type | None:
     except NotImplementedError:
         return None
 
+
 # A stage read in its deal's row (see Planner.stages): what the stage fields read from it.
 STAGE_ROW = namedtuple("StageRow", list(attributes(models.SalesStage)))  # type: ignore[misc]
 
@@ -259,6 +261,7 @@ class ObjectPlan:
     joins: list[Join] = field(default_factory=list)
     flat: bool = True  # only columns: may be joined into its parent's statement
     can_join: bool = True  # may read to-one relations in its own statement
+    totals: Load | None = None  # a quote's lines, for its totals
     offset: int = 0
     build: Callable[[Row, Run], dict[str, Any]] = lambda row, run: {}
 
@@ -420,7 +423,7 @@ class Planner:
             if field_def.args or any(d.node.arguments for d in field_details):
                 raise Unsupported(f"arguments on {gql_type.name}.{name}")
             if (gql_type.name, name) in TO_ONE:
-                emit = self.to_one(plan, field_def, field_details, name, joins)
+                emit = self.to_one(plan, field_def, field_details, name)
             elif (gql_type.name, name) in TO_MANY:
                 load, emit = self.to_many(plan, field_def, field_details, name)
                 lines = lines or (load if name == "lines" else None)
@@ -445,7 +448,7 @@ class Planner:
             # need, see to_many), or load their own
             lines = lines or self.children(plan, LINES, ObjectPlan(
                 "QuoteLine", models.QuoteLine, list(LINE_TOTALS)).finish())
-            plan.totals_load = lines  # type: ignore[attr-defined]
+            plan.totals = lines
         return plan.finish() if finish else plan
 
     def plain(self, plan: ObjectPlan, field_def: GraphQLField, name: str) -> Emit:
@@ -481,15 +484,14 @@ class Planner:
         return lambda code: code.leaf(field_def.type, f"{code.const(function)}(row)")
 
     def to_one(
-        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails], name: str,
-        joins: bool,
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails], name: str
     ) -> Emit:
         target_name, fk = TO_ONE[(plan.type_name, name)]
         gql_type, optional = nullable(field_def.type)
         kind = records.KINDS[target_name]
         plan.need(fk)
         target = self.object_plan(gql_type, details, ("id",), finish=False)
-        if joins and target.flat and target.model is not plan.model and all(
+        if plan.can_join and target.flat and target.model is not plan.model and all(
             join.model is not target.model for join in plan.joins
         ):  # read in the parent's statement
             foreign_key = attributes(plan.model)[fk]
@@ -621,8 +623,8 @@ class Planner:
         plan.need("id")
 
         def emit(code: Code) -> str:
-            load: Load = plan.totals_load  # type: ignore[attr-defined]
-            lines = f"data[{load.key}].get(row[{plan.column('id')}], ())"
+            assert plan.totals is not None
+            lines = f"data[{plan.totals.key}].get(row[{plan.column('id')}], ())"
             totals = code.shared("totals", f"{code.const(quote_rules.totals)}({lines})")
             return code.leaf(field_def.type, f"{totals}.{attribute}")
 
@@ -747,7 +749,7 @@ def _connection_plan(planner: Planner, key: str, field_def: GraphQLField,
             plan.needs = sorted(plan.needs, key=shared.index)
         plan.finish()
     return ConnectionPlan(
-        key, field_def, node, node_type.name, ROOT_CONNECTIONS[field_def_name(node)],
+        key, field_def, node, node_type.name, ROOT_CONNECTIONS[node.name.value],
         writers, node_plans, count,
     )
 
@@ -762,10 +764,6 @@ def nodes_writer(plan: ObjectPlan) -> Callable[[Page[Any], dict[str, Any], Run],
 
 def node_writer(plan: ObjectPlan) -> Callable[[Row, str, Run], Any]:
     return lambda row, cursor, run: plan.build(row, run)
-
-
-def field_def_name(node: FieldNode) -> str:
-    return node.name.value
 
 
 def _page_info(planner: Planner, conn_type: GraphQLObjectType,
@@ -977,4 +975,4 @@ class Plans:
         return coerced if isinstance(coerced, VariableValues) else None
 
 
-__all__ = ["Fallback", "OperationPlan", "Plans", "RequestError", "Unsupported"]
+__all__ = ["Fallback", "OperationPlan", "Plans", "Unsupported"]

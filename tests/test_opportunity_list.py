@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import models
 from resolvers.ids import to_global_id
@@ -1166,3 +1167,67 @@ async def test_root_list_visibility_for_a_rep(team, factory, db, client_for, fie
     # then
     assert sorted(labels(data[field])) == expected
     assert data[field]["totalCount"] == len(expected)
+
+
+# --- the total of the unfiltered list: per-owner counts kept by the database ---------------
+
+TOTAL = "query { opportunities(first: 100) { totalCount nodes { id } } }"
+DELETE_DEAL = """
+mutation Delete($id: ID!) { deleteOpportunity(input: {id: $id}) { userErrors { code } } }
+"""
+RESTORE_DEAL = """
+mutation Restore($id: ID!) {
+  restoreOpportunity(input: {id: $id}) { userErrors { code } }
+}
+"""
+REASSIGN_DEAL = """
+mutation Reassign($id: ID!, $to: ID!) {
+  updateOpportunity(input: {id: $id, assignedToId: $to}) { userErrors { code } }
+}
+"""
+
+
+async def test_the_unfiltered_total_follows_every_change_of_owner_and_recycle_bin(
+    team, factory, db, client_for
+):
+    """totalCount of the unfiltered list sums the per-owner counts that database triggers
+    keep (migration 0009): after creating, deleting, restoring, reassigning and purging
+    deals it must still be the number of deals each viewer sees."""
+    # given
+    rep, rep2, other = team["rep"], team["rep2"], team["other_rep"]
+    deals = [await factory.opportunity(owner, f"D{i}") for i, owner in
+             enumerate([rep, rep, rep2, other, other])]
+    await db.commit()
+    clients = {name: await client_for(team[name])
+               for name in ("admin", "manager", "rep", "rep2", "other_rep")}
+    admin = clients["admin"]
+
+    async def check() -> dict[str, int]:
+        totals = {}
+        for name, client in clients.items():
+            data = (await client.data(TOTAL))["opportunities"]
+            assert data["totalCount"] == len(data["nodes"]), name
+            totals[name] = data["totalCount"]
+        return totals
+
+    # when / then: each change moves exactly the totals it should
+    assert await check() == {"admin": 5, "manager": 3, "rep": 2, "rep2": 1, "other_rep": 2}
+    first = gid("Opportunity", deals[0].id)
+    await admin.data(DELETE_DEAL, {"id": first})
+    assert await check() == {"admin": 4, "manager": 2, "rep": 1, "rep2": 1, "other_rep": 2}
+    await admin.data(RESTORE_DEAL, {"id": first})
+    assert await check() == {"admin": 5, "manager": 3, "rep": 2, "rep2": 1, "other_rep": 2}
+    await admin.data(REASSIGN_DEAL, {"id": first, "to": gid("User", other.id)})
+    assert await check() == {"admin": 5, "manager": 2, "rep": 1, "rep2": 1, "other_rep": 3}
+    await admin.data(DELETE_DEAL, {"id": first})  # a deleted deal changing owner counts nowhere
+    deal = await db.get(models.Opportunity, deals[0].id, populate_existing=True)
+    assert deal is not None
+    deal.assigned_to_id = rep.id
+    await db.commit()
+    assert await check() == {"admin": 4, "manager": 2, "rep": 1, "rep2": 1, "other_rep": 2}
+    purged = deals[2].id  # gone for good, with its history
+    await db.execute(sa.delete(models.StageChange).where(
+        models.StageChange.opportunity_id == purged))
+    await db.execute(sa.delete(models.Opportunity).where(models.Opportunity.id == purged))
+    await db.commit()
+    assert await check() == {"admin": 3, "manager": 1, "rep": 1, "rep2": 0, "other_rep": 2}

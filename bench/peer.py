@@ -99,6 +99,7 @@ class Target:
     url: str
     body_file: Path
     header: str | None = None
+    database: str | None = None  # quiesced after each run (see quiesce)
 
 
 @dataclass
@@ -396,7 +397,27 @@ def wrk_run(target: Target, seconds: int, connections: int) -> dict[str, float]:
     fields = {key: float(value) for key, value in
               (part.split("=", 1) for part in line.split()[1:])}
     fields["errors"] = fields["non200"] + fields["graphql_errors"] + fields["socket_errors"]
+    if target.database:
+        quiesce(target.database)
     return fields
+
+
+ACTIVE = ("FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+          "AND pid <> pg_backend_pid()")
+
+
+def quiesce(url: str, grace: float = 3.0) -> None:
+    """Let the statements of a finished run end before the next run starts: wrk stops
+    waiting at the end of its run, but PostgreSQL goes on with what it was asked (a slow
+    request takes seconds) and would slow the next server's run. After `grace` seconds the
+    stragglers are cancelled."""
+    deadline = time.monotonic() + grace
+    while pg_fetch(url, f"SELECT count(*) {ACTIVE}")[0][0]:
+        if time.monotonic() > deadline:
+            pg_fetch(url, f"SELECT pg_cancel_backend(pid) {ACTIVE}")
+            time.sleep(0.5)
+            return
+        time.sleep(0.2)
 
 
 def error_text(run: dict[str, float]) -> str:
@@ -594,7 +615,9 @@ def bench_size(
         console.print(f"  dealgraph: {server.base} (healthy after {ready:.1f} s)")
         body = sizedir / "dealgraph.json"
         body.write_text(json.dumps(pipeline.request_body(args.page_size)))
-        dealgraph = Target("dealgraph", "dealgraph", f"{server.base}/graphql", body, header)
+        dealgraph = Target(
+            "dealgraph", "dealgraph", f"{server.base}/graphql", body, header, database=url
+        )
         targets = [dealgraph]
 
         if first or not args.no_peer:
@@ -609,7 +632,9 @@ def bench_size(
                 peer_body = sizedir / f"{key}.json"
                 peer_body.write_text(json.dumps({"query": PEER_QUERY % condition,
                                                  "variables": {"first": args.page_size}}))
-                peers.append(Target(key, label, f"{peer.base}/graphql", peer_body))
+                peers.append(
+                    Target(key, label, f"{peer.base}/graphql", peer_body, database=url)
+                )
             targets += check_equivalence(dealgraph, peers, args.page_size, record)
         else:
             console.print("  PostGraphile: not measured (--no-peer)")

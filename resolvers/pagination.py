@@ -182,7 +182,11 @@ async def paginate(
     order = [
         (k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys
     ]
-    rows = list((await session.execute(stmt.order_by(*order).limit(size + 1))).all())
+    stmt = stmt.order_by(*order).limit(size + 1)
+    if columns is not None:  # plain rows: no ORM machinery
+        rows = list((await (await session.connection()).execute(stmt)).all())
+    else:
+        rows = list((await session.execute(stmt)).all())
     more = len(rows) > size
     rows = rows[:size]
     if backwards:

@@ -55,7 +55,8 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.language import Visitor
-from sqlalchemy import JSON, and_, bindparam, inspect, select
+from sqlalchemy import JSON, Integer, and_, bindparam, func, inspect, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types.arguments import convert_arguments
 
@@ -323,7 +324,12 @@ class Join:
         return self.model, self.on(viewer)
 
 
-IDS: Any = bindparam("ids", expanding=True)  # the parent or target ids of a relation's statement
+# The parent or target ids of a relation's statement: one array parameter on PostgreSQL (the
+# statement's text does not change with their number), an expanding list elsewhere.
+IDS: dict[str, Any] = {
+    "postgresql": select(func.unnest(bindparam("ids", type_=ARRAY(Integer)))).scalar_subquery(),
+}
+IDS_LIST: Any = bindparam("ids", expanding=True)
 
 
 class Statements:
@@ -331,18 +337,19 @@ class Statements:
     who asks) with the ids as a parameter: SQLAlchemy then finds it compiled, by identity,
     instead of building and keying a new statement on every request."""
 
-    def __init__(self, build: Callable[[Viewer], Any], size: int = 256) -> None:
+    def __init__(self, build: Callable[[Viewer, Any], Any], size: int = 256) -> None:
         self.build = build
         self.size = size
         self.built: dict[Any, Any] = {}
 
-    def __call__(self, viewer: Viewer) -> Any:
-        key = (viewer.user.id, viewer.user.role, viewer.team_ids, viewer.sharing)
+    def __call__(self, run: Run) -> Any:
+        viewer, dialect = run.context.viewer, run.dialect
+        key = (viewer.user.id, viewer.user.role, viewer.team_ids, viewer.sharing, dialect)
         statement = self.built.get(key)
         if statement is None:
             if len(self.built) >= self.size:
                 self.built.clear()
-            statement = self.built[key] = self.build(viewer)
+            statement = self.built[key] = self.build(viewer, IDS.get(dialect, IDS_LIST))
         return statement
 
 
@@ -353,6 +360,11 @@ class Run:
     context: Context
     data: dict[int, Any] = field(default_factory=dict)
     connection: AsyncConnection | None = None
+
+    @property
+    def dialect(self) -> str:
+        bind = self.context.session.bind
+        return bind.dialect.name if bind is not None else ""
 
     async def rows(
         self, statement: Any, plan: ObjectPlan, ids: Sequence[Any] | None = None
@@ -508,8 +520,8 @@ class Planner:
 
             return joined
         target.finish()
-        statement = Statements(lambda viewer: records.visible_by_id(
-            kind, viewer, IDS, target.columns, target.joined(viewer)
+        statement = Statements(lambda viewer, ids: records.visible_by_id(
+            kind, viewer, ids, target.columns, target.joined(viewer)
         ))
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
@@ -517,7 +529,7 @@ class Planner:
             ids = sorted({pk for row in rows if (pk := row[index]) is not None})
             if not ids:
                 return {}, []
-            found = await run.rows(statement(run.context.viewer), target, ids)
+            found = await run.rows(statement(run), target, ids)
             return {row.id: row for row in found}, found
 
         load = Load(next(_ids), target, fetch)
@@ -537,12 +549,12 @@ class Planner:
         plan.need("id")
         parent_key = children.parent.key
         statement = Statements(
-            lambda viewer: children.statement(IDS, target.columns, target.joined(viewer))
+            lambda viewer, ids: children.statement(ids, target.columns, target.joined(viewer))
         )
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
             ids = sorted({row[plan.column("id")] for row in rows})
-            found = await run.rows(statement(run.context.viewer), target, ids)
+            found = await run.rows(statement(run), target, ids)
             grouped: dict[Any, list[Row]] = {}
             index = target.column(parent_key)
             for child in found:

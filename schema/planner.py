@@ -264,6 +264,11 @@ class ObjectPlan:
     can_join: bool = True  # may read to-one relations in its own statement
     totals: Load | None = None  # a quote's lines, for its totals
     offset: int = 0
+    # Once finished: the statement's columns, the rows' class (tuples with attributes: the
+    # computed fields' functions read them so, and an ORM Row's attribute costs ten times a
+    # namedtuple's) and the builder.
+    columns: tuple[Any, ...] = ()
+    row: Any = None
     build: Callable[[Row, Run], dict[str, Any]] = lambda row, run: {}
 
     def need(self, *names: str) -> None:
@@ -277,11 +282,6 @@ class ObjectPlan:
     @property
     def width(self) -> int:
         return len(self.needs) + sum(join.target.width for join in self.joins)
-
-    columns: tuple[Any, ...] = ()  # the statement's, once finished
-    # Its rows: tuples with attributes (the computed fields' functions read them so, and an
-    # ORM Row's attribute access costs ten times a namedtuple's).
-    row: Any = None
 
     def _columns(self) -> tuple[Any, ...]:
         """By attribute name (the computed fields' functions read them so), a joined

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -55,6 +56,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # What exists now (modules, the schema, models, compiled plans' machinery) lives as
+        # long as the process: frozen, a full garbage collection no longer walks it (some
+        # 150,000 objects, tens of ms during which every request in flight waits).
+        gc.collect()
+        gc.freeze()
         yield
         await broker.close()
         await engine.dispose()

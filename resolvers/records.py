@@ -141,9 +141,7 @@ async def get_visible(
             wanted.setdefault(decoded[0], []).append(decoded[1])
     found: dict[tuple[str, int], Any] = {}
     for type_name, pks in wanted.items():
-        kind = KINDS[type_name]
-        stmt = select(kind.model).where(kind.model.id.in_(pks), *kind.visible(viewer))
-        for record in (await session.scalars(stmt)).all():
+        for record in (await session.scalars(visible_by_id(KINDS[type_name], viewer, pks))).all():
             found[(type_name, record.id)] = record
     return [found.get(d) if (d := from_global_id(g)) else None for g in global_ids]
 

@@ -71,7 +71,7 @@ from resolvers.pagination import Page
 from resolvers.permissions import Viewer
 from schema.context import Context
 from schema.picklist import ForecastCategory
-from schema.relay import order_pairs, page_args
+from schema.relay import page_args
 
 Row = Any
 BACKREF = "strawberry-definition"
@@ -657,14 +657,14 @@ async def _opportunity_page(
     from schema.opportunity import deal_list
 
     ctx = run.context
-    conditions, _, extra_sort, _ = await deal_list(
+    conditions, order, extra_sort, _ = await deal_list(
         SimpleNamespace(context=ctx),  # type: ignore[arg-type]
         args.get("filter"), args.get("order_by"),
     )
     return await records.list_records(
         ctx.session, ctx.viewer, "Opportunity",
         page_args(args.get("first"), args.get("after"), args.get("last"), args.get("before")),
-        conditions, order_pairs(args.get("order_by")), ctx.default_page_size,
+        conditions, order, ctx.default_page_size,
         ctx.max_page_size, extra_sort, plan.columns, plan.joined(ctx.viewer), with_total,
     )
 

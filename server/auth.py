@@ -22,7 +22,8 @@ from server.settings import Settings
 access_log = logging.getLogger("dealgraph.access")
 
 
-def _header(scope: Scope, name: bytes) -> str:
+def header(scope: Scope, name: bytes) -> str:
+    """A request header's value (the first of that name), or ""."""
     for key, value in scope.get("headers", []):
         if key == name:
             return str(value.decode("latin-1"))
@@ -34,7 +35,7 @@ def wants_graphiql(scope: Scope) -> bool:
     test Strawberry makes before it renders the page instead of executing anything)."""
     return (
         scope.get("method") == "GET"
-        and "text/html" in _header(scope, b"accept")
+        and "text/html" in header(scope, b"accept")
         and "query" not in QueryParams(scope.get("query_string", b""))
     )
 
@@ -83,7 +84,7 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id")[:64] or uuid.uuid4().hex
+        request_id = header(scope, b"x-request-id")[:64] or uuid.uuid4().hex
         started = time.perf_counter()
         record: dict[str, Any] = {"request_id": request_id, "method": scope.get("method")}
         status = 500
@@ -101,7 +102,7 @@ class AuthMiddleware:
                 scope.setdefault("state", {}).update(request_id=request_id, log=record)
                 await self.app(scope, receive, send_with_id)
                 return
-            scheme, _, token = _header(scope, b"authorization").partition(" ")
+            scheme, _, token = header(scope, b"authorization").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 status = 401
                 await _unauthenticated(

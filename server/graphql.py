@@ -47,6 +47,7 @@ from resolvers.permissions import Viewer, load_viewer
 from schema import build_schema
 from schema.context import Context
 from schema.planner import Plans
+from server.auth import header
 from server.settings import Settings
 
 log = logging.getLogger("dealgraph")
@@ -298,13 +299,6 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
-    return ""
-
-
 async def _read_body(receive: Receive) -> bytes:
     chunks = []
     while True:
@@ -365,7 +359,7 @@ class GraphQLApp(GraphQL[Context, None]):
             plans = getattr(self.schema, "plans", None)
             if (
                 isinstance(plans, Plans) and plans.mode != "off" and scope.get("method") == "POST"
-                and _header(scope, b"content-type").startswith("application/json")
+                and header(scope, b"content-type").startswith("application/json")
                 and "viewer" in scope.get("state", {})
             ):
                 body = await _read_body(receive)
@@ -407,11 +401,7 @@ class GraphQLApp(GraphQL[Context, None]):
         ):
             return False
         state = scope["state"]
-        context = Context(
-            session=state["session"], viewer=state["viewer"], loaders=None,  # type: ignore[arg-type]
-            default_page_size=self.settings.default_page_size,
-            max_page_size=self.settings.max_page_size, request_id=state["request_id"],
-        )
+        context = await self.get_context(Request(scope), Response())
         data = await plans.execute_cached(query, operation_name, variables, context)
         if data is None or plans.mode == "verify":
             if query in plans.documents:  # else Strawberry parses, validates and plans it

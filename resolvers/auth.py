@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from models import ApiToken, User
+from resolvers import raw
 
 TOKEN_PREFIX = "dg_"
 
@@ -25,15 +27,35 @@ async def create_token(session: AsyncSession, user: User, name: str = "") -> str
     return token
 
 
-async def authenticate(session: AsyncSession, token: str) -> User | None:
-    """The active user owning a valid, unrevoked token, else None."""
-    stmt = (
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked_at.is_(None),
-            User.is_active.is_(True),
-        )
+_COLUMNS = {a.key: a.columns[0] for a in inspect(User).column_attrs}
+_TOKEN_USER = (
+    select(*_COLUMNS.values())
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash", ""),
+        ApiToken.revoked_at.is_(None),
+        User.is_active.is_(True),
     )
-    return (await session.scalars(stmt)).first()
+)
+_compiled: dict[str, raw.Compiled] = {}
+
+
+async def authenticate(session: AsyncSession, token: str) -> User | None:
+    """The active user owning a valid, unrevoked token, else None. Every request asks: its
+    statement is compiled once (resolvers/raw.py) and its row becomes the session's User."""
+    token_hash = hash_token(token)
+    connection = await raw.Connection.of(session)
+    if connection is None:
+        stmt = _TOKEN_USER.params(token_hash=token_hash).with_only_columns(User)
+        return (await session.scalars(stmt)).first()
+    compiled = _compiled.get(connection.dialect.name)
+    if compiled is None:
+        compiled = _compiled[connection.dialect.name] = raw.Compiled.of(
+            _TOKEN_USER, connection.dialect, ("token_hash",)
+        )
+    rows = await compiled.fetch(connection, token_hash=token_hash)
+    if not rows:
+        return None
+    user = User(**dict(zip(_COLUMNS, rows[0], strict=True)))
+    make_transient_to_detached(user)  # as if loaded: persistent once merged, nothing to flush
+    return session.sync_session.merge(user, load=False)

@@ -6,13 +6,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
+ZERO = Decimal("0.00")
 
 
 def cents(value: Decimal | float | int) -> Decimal:
     """Round half-up to cents (floats come from SQLite aggregates; go through str)."""
-    if not isinstance(value, Decimal):
+    if value.__class__ is not Decimal:
         value = Decimal(str(value))
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return value.quantize(CENT, ROUND_HALF_UP)  # type: ignore[union-attr]
 
 
 def weighted(amount: Decimal, probability: Decimal) -> Decimal:

@@ -145,8 +145,52 @@ def outer_joined(stmt: Any, model: Any, joins: Sequence[tuple[Any, Any]]) -> Any
     return stmt.select_from(source)
 
 
-async def paginate(
-    session: AsyncSession,
+@dataclass
+class PageQuery:
+    """One page's statement (see page_query) and how its rows become the Page."""
+
+    statement: Any
+    total: Any  # the statement counting every matching row
+    size: int
+    backwards: bool
+    width: int  # the nodes' columns, before the sort keys' values
+    keys: int
+    signature: str
+    args: PageArgs
+    with_total: bool
+    plain: bool  # the nodes are the rows of columns (the planner's), not ORM objects
+
+    async def read(self, session: AsyncSession) -> Page[Any]:
+        if self.plain:  # no ORM machinery
+            rows = (await (await session.connection()).execute(self.statement)).all()
+        else:
+            rows = (await session.execute(self.statement)).all()
+        return self.page(rows, session)
+
+    def page(self, rows: Sequence[Any], session: AsyncSession) -> Page[Any]:
+        """The Page of the statement's `rows`."""
+        more = len(rows) > self.size
+        rows = list(rows[:self.size])
+        if self.backwards:
+            rows.reverse()
+        with_total, total = self.with_total, self.total
+
+        async def count() -> int:
+            if with_total and rows:
+                return int(rows[0][-1])
+            return int(await session.scalar(total) or 0)
+
+        width, end, signature = self.width, self.width + self.keys, self.signature
+        return Page(
+            nodes=rows if self.plain else [row[0] for row in rows],
+            cursors=[encode_cursor(signature, row[width:end]) for row in rows],
+            has_next_page=more if not self.backwards else bool(self.args.before),
+            has_previous_page=more if self.backwards else bool(self.args.after),
+            count=count,
+        )
+
+
+def page_query(
     entity: Any,
     where: Sequence[ColumnElement[bool]],
     sort: Sequence[SortKey],
@@ -158,16 +202,14 @@ async def paginate(
     joins: Sequence[tuple[Any, Any]] = (),
     with_total: bool = False,
     total: Any = None,
-) -> Page[Any]:
-    """One page of `entity` rows matching `where`, ordered by `sort` then by primary key.
-
-    With `columns`, the nodes are rows of those columns (the planner's plain rows, `joins`
-    outer-joined) instead of ORM objects. `with_total`: the total count comes in the same
-    statement (a scalar subquery), not in a second one when asked for. `total`: a statement
-    for the number of rows matching `where`, in place of counting them."""
+) -> PageQuery:
+    """The statement of one page of `entity` rows matching `where`, ordered by `sort` then by
+    primary key; its rows hold the nodes (`entity`, or the `columns` with `joins` outer-joined),
+    the sort keys' values, and with `with_total` the total count (a scalar subquery: no second
+    statement when it is asked for). `total`: a statement for the number of rows matching
+    `where`, in place of counting them."""
     size, backwards = page_size(args, default_size, max_size)
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
-    width = len(columns) if columns is not None else 1
     if total is None:
         total = select(func.count()).select_from(entity).where(*where)
     stmt = outer_joined(select(
@@ -182,27 +224,10 @@ async def paginate(
     order = [
         (k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys
     ]
-    stmt = stmt.order_by(*order).limit(size + 1)
-    if columns is not None:  # plain rows: no ORM machinery
-        rows = list((await (await session.connection()).execute(stmt)).all())
-    else:
-        rows = list((await session.execute(stmt)).all())
-    more = len(rows) > size
-    rows = rows[:size]
-    if backwards:
-        rows.reverse()
-
-    async def count() -> int:
-        if with_total and rows:
-            return int(rows[0][-1])
-        return int(await session.scalar(total) or 0)
-
-    return Page(
-        nodes=[row if columns is not None else row[0] for row in rows],
-        cursors=[encode_cursor(signature, row[width:width + len(keys)]) for row in rows],
-        has_next_page=more if not backwards else bool(args.before),
-        has_previous_page=more if backwards else bool(args.after),
-        count=count,
+    return PageQuery(
+        stmt.order_by(*order).limit(size + 1), total, size, backwards,
+        len(columns) if columns is not None else 1, len(keys), signature, args, with_total,
+        columns is not None,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from models.base import utcnow
 from resolvers import opportunity
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of, to_global_id
-from resolvers.money import HUNDRED, cents
+from resolvers.money import HUNDRED, ZERO, cents
 from resolvers.numbering import next_number
 from resolvers.opportunity import touch
 from resolvers.permissions import Viewer
@@ -31,8 +31,7 @@ def line_tax(line: QuoteLine, net_total: Decimal) -> Decimal:
     return cents(net_total * line.tax_percent / HUNDRED)
 
 
-@dataclass(frozen=True)
-class QuoteTotals:
+class QuoteTotals(NamedTuple):
     subtotal: Decimal
     discount_total: Decimal
     net_total: Decimal
@@ -41,7 +40,7 @@ class QuoteTotals:
 
 
 def totals(lines: Iterable[QuoteLine]) -> QuoteTotals:
-    subtotal = net = tax = Decimal("0.00")
+    subtotal = net = tax = ZERO
     for line in lines:
         line_net = line_net_total(line)
         subtotal += cents(line.quantity * line.list_price)

@@ -27,7 +27,7 @@ from models import (
 )
 from resolvers import activities, documents, opportunity
 from resolvers.ids import from_global_id, pk_of
-from resolvers.pagination import Page, PageArgs, SortKey, outer_joined, paginate
+from resolvers.pagination import Page, PageArgs, PageQuery, SortKey, outer_joined, page_query
 from resolvers.permissions import Viewer, readable
 from resolvers.text import contains
 
@@ -182,8 +182,7 @@ def sort_keys(
     return keys, type_name + ":" + ",".join(f"{n}{'-' if d else '+'}" for n, d in order)
 
 
-async def list_records(
-    session: AsyncSession,
+def list_query(
     viewer: Viewer,
     type_name: str,
     args: PageArgs,
@@ -195,14 +194,31 @@ async def list_records(
     columns: Sequence[Any] | None = None,
     joins: Sequence[tuple[Any, Any]] = (),
     with_total: bool = False,
-) -> Page[Any]:
-    """A page of visible records of one type matching `conditions`, in `order` then id
-    (ORM objects, or rows of `columns` with `joins`; see pagination.paginate)."""
+) -> PageQuery:
+    """The statement of a page of visible records of one type matching `conditions`, in
+    `order` then id (ORM objects, or rows of `columns` with `joins`; see page_query)."""
     kind = KINDS[type_name]
     keys, signature = sort_keys(type_name, order, extra_sort)
     where = [*kind.visible(viewer), *conditions]
     total = kind.total(viewer) if kind.total is not None and not conditions else None
-    return await paginate(
-        session, kind.model, where, keys, signature, args, default_size, max_size, columns, joins,
+    return page_query(
+        kind.model, where, keys, signature, args, default_size, max_size, columns, joins,
         with_total, total,
     )
+
+
+async def list_records(
+    session: AsyncSession,
+    viewer: Viewer,
+    type_name: str,
+    args: PageArgs,
+    conditions: list[ColumnElement[bool]],
+    order: tuple[tuple[str, bool], ...] | None,
+    default_size: int,
+    max_size: int,
+    extra_sort: dict[str, Any] | None = None,
+) -> Page[Any]:
+    """A page of visible records of one type (ORM objects; see list_query)."""
+    return await list_query(
+        viewer, type_name, args, conditions, order, default_size, max_size, extra_sort
+    ).read(session)

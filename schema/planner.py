@@ -18,7 +18,7 @@ import functools
 import itertools
 import logging
 from collections import Counter, OrderedDict, namedtuple
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -55,20 +55,19 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.language import Visitor
-from sqlalchemy import JSON, Integer, and_, bindparam, func, inspect, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import JSON, and_, inspect, select
 from strawberry.types.arguments import convert_arguments
 
 import models
 from resolvers import opportunity as deal_rules
 from resolvers import quote as quote_rules
-from resolvers import records
+from resolvers import raw, records
 from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
 from resolvers.loaders import LINES, QUOTES, Children
-from resolvers.pagination import Page
+from resolvers.pagination import Page, PageQuery
 from resolvers.permissions import Viewer
+from resolvers.raw import IDS, Compiled
 from schema.context import Context
 from schema.picklist import ForecastCategory
 from schema.relay import page_args
@@ -241,7 +240,9 @@ class Code:
         items = ", ".join(f"{key!r}: {expr}" for key, expr in fields)
         source = f"def build(row, run):\n    {body}\n    return {{{items}}}\n"
         exec(compile(source, "<planned builder>", "exec"), self.names)  # noqa: S102
-        return self.names["build"]  # type: ignore[no-any-return]
+        build = self.names["build"]
+        build.source = source  # for reading a plan (and the profiles that show its lines)
+        return build  # type: ignore[no-any-return]
 
 
 Emit = Callable[[Code], str]  # writes a field's statements, returns its value's expression
@@ -324,58 +325,52 @@ class Join:
         return self.model, self.on(viewer)
 
 
-# The parent or target ids of a relation's statement: one array parameter on PostgreSQL (the
-# statement's text does not change with their number), an expanding list elsewhere.
-IDS: dict[str, Any] = {
-    "postgresql": select(func.unnest(bindparam("ids", type_=ARRAY(Integer)))).scalar_subquery(),
-}
-IDS_LIST: Any = bindparam("ids", expanding=True)
-
-
 class Statements:
-    """A relation's statement, built once per kind of viewer (the visibility rules depend on
-    who asks) with the ids as a parameter: SQLAlchemy then finds it compiled, by identity,
-    instead of building and keying a new statement on every request."""
+    """A relation's statement, built and compiled once per kind of viewer (the visibility rules
+    depend on who asks) and dialect, with the ids as a parameter."""
 
     def __init__(self, build: Callable[[Viewer, Any], Any], size: int = 256) -> None:
         self.build = build
         self.size = size
-        self.built: dict[Any, Any] = {}
+        self.built: dict[Any, Compiled] = {}
 
-    def __call__(self, run: Run) -> Any:
+    def __call__(self, run: Run) -> Compiled:
         viewer, dialect = run.context.viewer, run.dialect
-        key = (viewer.user.id, viewer.user.role, viewer.team_ids, viewer.sharing, dialect)
-        statement = self.built.get(key)
-        if statement is None:
+        key = (viewer_key(viewer), dialect)
+        compiled = self.built.get(key)
+        if compiled is None:
             if len(self.built) >= self.size:
                 self.built.clear()
-            statement = self.built[key] = self.build(viewer, IDS.get(dialect, IDS_LIST))
-        return statement
+            compiled = self.built[key] = Compiled.of(
+                self.build(viewer, IDS[dialect]), run.connection.dialect
+            )
+        return compiled
+
+
+def viewer_key(viewer: Viewer) -> tuple[Any, ...]:
+    """What the statements built for a viewer depend on."""
+    return viewer.user.id, viewer.user.role, viewer.team_ids, viewer.sharing
 
 
 @dataclass
 class Run:
-    """One request's execution of a plan."""
+    """One request's execution of a plan, on the driver's connection under its session's (see
+    resolvers/raw.py: the statements are compiled once)."""
 
     context: Context
+    connection: raw.Connection
     data: dict[int, Any] = field(default_factory=dict)
-    connection: AsyncConnection | None = None
 
     @property
     def dialect(self) -> str:
-        bind = self.context.session.bind
-        return bind.dialect.name if bind is not None else ""
+        return self.connection.dialect.name  # type: ignore[no-any-return]
 
     async def rows(
-        self, statement: Any, plan: ObjectPlan, ids: Sequence[Any] | None = None
+        self, compiled: Compiled, plan: ObjectPlan, ids: list[int] | None = None
     ) -> list[Row]:
-        """Rows of `plan`'s columns, on the session's connection (no ORM machinery); `ids`
-        for the statement's IDS parameter."""
-        if self.connection is None:
-            self.connection = await self.context.session.connection()
+        """Rows of `plan`'s columns; `ids` for the statement's IDS parameter."""
         make = plan.row._make
-        result = await self.connection.execute(statement, None if ids is None else {"ids": ids})
-        return [make(row) for row in result]
+        return [make(row) for row in await compiled.fetch(self.connection, ids=ids)]
 
     async def load(self, plan: ObjectPlan, rows: list[Row]) -> None:
         for load in plan.loads:
@@ -597,10 +592,10 @@ class Planner:
             return join
         target = ObjectPlan("SalesStage", models.SalesStage, list(STAGE_ROW._fields)).finish()
 
-        statement = select(*target.columns)
+        statement = Statements(lambda viewer, ids: select(*target.columns))
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
-            found = await run.rows(statement, target)
+            found = await run.rows(statement(run), target)
             return {stage.key: stage for stage in found}, []
 
         load = Load(next(_ids), target, fetch)
@@ -653,24 +648,27 @@ def strawberry_name(field_def: GraphQLField, name: str) -> str:
 
 async def _opportunity_page(
     run: Run, args: dict[str, Any], plan: ObjectPlan, with_total: bool
-) -> Page[Any]:
+) -> tuple[PageQuery, bool]:
     from schema.opportunity import deal_list
 
     ctx = run.context
-    conditions, order, extra_sort, _ = await deal_list(
+    conditions, order, extra_sort, rules = await deal_list(
         SimpleNamespace(context=ctx),  # type: ignore[arg-type]
         args.get("filter"), args.get("order_by"),
     )
-    return await records.list_records(
-        ctx.session, ctx.viewer, "Opportunity",
+    query = records.list_query(
+        ctx.viewer, "Opportunity",
         page_args(args.get("first"), args.get("after"), args.get("last"), args.get("before")),
         conditions, order, ctx.default_page_size,
         ctx.max_page_size, extra_sort, plan.columns, plan.joined(ctx.viewer), with_total,
     )
+    # custom fields' filters and sort keys follow their definitions, which may change
+    return query, not extra_sort and not (rules is not None and rules.custom_fields)
 
 
-# Root connection fields the planner answers, with how to read their page.
-Reader = Callable[[Run, dict[str, Any], "ObjectPlan", bool], Awaitable[Page[Any]]]
+# Root connection fields the planner answers, with how to build their page's statement (and
+# whether that statement depends on nothing but the arguments and the viewer).
+Reader = Callable[[Run, dict[str, Any], "ObjectPlan", bool], Awaitable[tuple[PageQuery, bool]]]
 ROOT_CONNECTIONS: dict[str, Reader] = {
     "opportunities": _opportunity_page,
 }
@@ -688,18 +686,32 @@ class ConnectionPlan:
     writers: list[tuple[str, Callable[[Page[Any], dict[str, Any], Run], Any]]]
     node_plans: list[ObjectPlan]
     count: bool
+    # page statements compiled, by viewer, dialect and arguments (the first page of a list is
+    # asked for again and again)
+    pages: OrderedDict[Any, tuple[PageQuery, Compiled]] = field(default_factory=OrderedDict)
+    size: int = 256
 
     async def execute(self, run: Run, schema: strawberry.Schema, variables: VariableValues) -> Any:
         raw = get_argument_values(self.field_def, self.node, variables)
-        definition = self.field_def.extensions[BACKREF]
-        args = convert_arguments(
-            raw, definition.arguments,
-            scalar_registry=schema.schema_converter.scalar_registry, config=schema.config,
-        )
         # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
         model = MODELS[self.node_type]
         plan = (self.node_plans or [ObjectPlan("", model).finish()])[0]
-        page = await self.read(run, args, plan, self.count)
+        key = (viewer_key(run.context.viewer), run.dialect, repr(raw))
+        found = self.pages.get(key)
+        if found is None:
+            definition = self.field_def.extensions[BACKREF]
+            args = convert_arguments(
+                raw, definition.arguments,
+                scalar_registry=schema.schema_converter.scalar_registry, config=schema.config,
+            )
+            query, reusable = await self.read(run, args, plan, self.count)
+            found = query, Compiled.of(query.statement, run.connection.dialect)
+            if reusable:
+                self.pages[key] = found
+                if len(self.pages) > self.size:
+                    self.pages.popitem(last=False)
+        query, compiled = found
+        page = query.page(await compiled.fetch(run.connection), run.context.session)
         width, make = len(plan.columns), plan.row._make
         page.nodes = [make(row[:width]) for row in page.nodes]
         extras: dict[str, Any] = {}
@@ -825,7 +837,10 @@ class OperationPlan:
     async def execute(
         self, context: Context, schema: strawberry.Schema, variables: VariableValues
     ) -> dict[str, Any]:
-        run = Run(context)
+        connection = await raw.Connection.of(context.session)
+        if connection is None:  # a database without a driver path in resolvers/raw.py
+            raise Fallback
+        run = Run(context, connection)
         return {root.key: await root.execute(run, schema, variables) for root in self.roots}
 
 

@@ -13,7 +13,7 @@ def cents(value: Decimal | float | int) -> Decimal:
     """Round half-up to cents (floats come from SQLite aggregates; go through str)."""
     if value.__class__ is not Decimal:
         value = Decimal(str(value))
-    return value.quantize(CENT, ROUND_HALF_UP)  # type: ignore[union-attr]
+    return value.quantize(CENT, ROUND_HALF_UP)
 
 
 def weighted(amount: Decimal, probability: Decimal) -> Decimal:

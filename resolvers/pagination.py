@@ -57,19 +57,24 @@ def page_size(args: PageArgs, default: int, maximum: int) -> tuple[int, bool]:
     return (args.first if args.first is not None else default), False
 
 
+# A sort key's value in a cursor: tagged with its type, by the value's class (or the closest
+# of its bases: a bool is no int here, a datetime no date).
+_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
+    bool: lambda v: ["b", v],
+    type(None): lambda v: ["b", v],
+    Decimal: lambda v: ["n", str(v)],
+    float: lambda v: ["f", repr(v)],
+    int: lambda v: ["i", v],
+    dt.datetime: lambda v: ["t", v.isoformat()],
+    dt.date: lambda v: ["d", v.isoformat()],
+}
+
+
 def _encode_value(value: Any) -> list[Any]:
-    if isinstance(value, bool) or value is None:
-        return ["b", value]
-    if isinstance(value, Decimal):
-        return ["n", str(value)]
-    if isinstance(value, float):
-        return ["f", repr(value)]
-    if isinstance(value, int):
-        return ["i", value]
-    if isinstance(value, dt.datetime):
-        return ["t", value.isoformat()]
-    if isinstance(value, dt.date):
-        return ["d", value.isoformat()]
+    for cls in value.__class__.__mro__:
+        encode = _ENCODERS.get(cls)
+        if encode is not None:
+            return encode(value)
     return ["s", str(value)]
 
 

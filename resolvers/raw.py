@@ -38,17 +38,19 @@ async def _asyncpg_fetch(connection: Any, sql: str, params: Sequence[Any]) -> Se
     return await connection.fetch(sql, *params)  # type: ignore[no-any-return]
 
 
-async def _aiosqlite_fetch(connection: Any, sql: str, params: Sequence[Any]) -> Sequence[Any]:
-    return await connection.execute_fetchall(sql, params)  # type: ignore[no-any-return]
+async def _sqlite_fetch(connection: Any, sql: str, params: Sequence[Any]) -> Sequence[Any]:
+    # on the sqlite3 connection under aiosqlite's, from this thread (server/db.py opens it
+    # with check_same_thread=False): a hop to aiosqlite's thread and back costs more than
+    # these short reads, and makes the thread and the event loop take turns at the GIL
+    return connection._conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
 
 
 # How the driver under each dialect runs a statement's text and gives its rows (as tuples, or
-# asyncpg's Records): one round trip, or one hop to aiosqlite's thread.
+# asyncpg's Records).
 _FETCH: dict[str, Callable[[Any, str, Sequence[Any]], Awaitable[Sequence[Any]]]] = {
     "postgresql": _asyncpg_fetch,
-    "sqlite": _aiosqlite_fetch,
+    "sqlite": _sqlite_fetch,
 }
-DIALECTS = frozenset(_FETCH)
 NUMERIC_OID = 1700  # asyncpg reads NUMERIC columns as Decimal: SQLAlchemy converts nothing
 
 
@@ -62,7 +64,7 @@ class Connection:
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Connection | None:
-        """None where the dialect is not one of DIALECTS."""
+        """None for a dialect without a driver path here."""
         bind = session.bind
         if bind is None or bind.dialect.name not in _FETCH:
             return None
@@ -88,8 +90,12 @@ class Compiled:
         """`slots`: the bound parameters whose values each run gives (`ids`: see IDS)."""
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         values = compiled.construct_params()
-        processors = compiled._bind_processors
         names = compiled.positiontup or ()
+        processors = {}
+        for name in names:  # an IN list's values are named after it: "x_1_1" for "x_1"
+            base = name if name in compiled.binds else name.rpartition("_")[0]
+            if base in compiled._bind_processors:
+                processors[name] = compiled._bind_processors[base]
         params = tuple(
             processors[name](values[name]) if name in processors else values[name]
             for name in names

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections import Counter, OrderedDict, namedtuple
+from collections import Counter, OrderedDict, defaultdict, namedtuple
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -115,7 +115,9 @@ TO_MANY: dict[tuple[str, str], tuple[str, Children]] = {
     ("Quote", "lines"): ("QuoteLine", LINES),
 }
 
-# Opportunity fields computed from the deal's stage.
+# Opportunity fields computed from the deal's stage (those of STAGE_ONLY from the stage alone:
+# computed once per stage in a request).
+STAGE_ONLY = {"forecastCategory", "isClosed", "isWon"}
 BY_STAGE: dict[str, Callable[[Row, Any], Any]] = {
     "forecastCategory": lambda deal, stage: ForecastCategory(stage.forecast_category),
     "isClosed": lambda deal, stage: stage.is_closed,
@@ -210,6 +212,16 @@ class Code:
         if key not in self.once:
             self.once[key] = self.var(expr, required)
         return self.once[key]
+
+    def memo(self, key: str, expr: str, optional: bool = False) -> str:
+        """`expr`, computed once per request for each value of `key` (the id of a row read in
+        its parent's statement, which gives the same object wherever it appears); `optional`:
+        None where `key` is None."""
+        memo = next(_ids)  # run.data[memo]: a dict made on first use
+        value = self.var(f"data[{memo}].get({key})")
+        unknown = f"{value} is None and {key} is not None" if optional else f"{value} is None"
+        self.lines.append(f"if {unknown}: {value} = data[{memo}][{key}] = {expr}")
+        return value
 
     def leaf(self, gql_type: Any, expr: str, column: Any = None) -> str:
         """A leaf value as graphql-core completes it: serialized, None only where allowed.
@@ -359,7 +371,7 @@ class Run:
 
     context: Context
     connection: raw.Connection
-    data: dict[int, Any] = field(default_factory=dict)
+    data: defaultdict[int, Any] = field(default_factory=lambda: defaultdict(dict))
 
     @property
     def dialect(self) -> str:
@@ -442,7 +454,7 @@ class Planner:
             elif gql_type.name == "Opportunity" and name in BY_STAGE:
                 stage = stage or self.stages(plan)
                 plan.need(*READS.get((gql_type.name, name), ()))
-                emit = self.by_stage(plan, stage, field_def, BY_STAGE[name])
+                emit = self.by_stage(plan, stage, field_def, BY_STAGE[name], name in STAGE_ONLY)
             elif gql_type.name == "Quote" and name in QUOTE_TOTALS:
                 emit = self.totals(plan, field_def, name)
             else:
@@ -506,12 +518,10 @@ class Planner:
                 kind.model.id == foreign_key, *kind.visible(viewer)), target))
 
             def joined(code: Code) -> str:
-                built = f"{code.const(target.build)}(row, run)"
                 found = f"row[{target.column('id')}]"
-                if optional:
-                    return f"(None if {found} is None else {built})"
-                code.lines.append(f"if {found} is None: raise Fallback")
-                return built
+                if not optional:
+                    code.lines.append(f"if {found} is None: raise Fallback")
+                return code.memo(found, f"{code.const(target.build)}(row, run)", optional)
 
             return joined
         target.finish()
@@ -604,26 +614,37 @@ class Planner:
 
     def stage_of(self, plan: ObjectPlan, load: Load | Join, code: Code) -> str:
         """The deal's stage row (the resolvers assert that it exists)."""
-        if isinstance(load, Join):  # a StageRow of the joined columns
+        if "stage" in code.once:
+            return code.once["stage"]
+        if isinstance(load, Join):  # a StageRow of the joined columns, one per stage
             start = load.target.offset
-            stage = code.shared(
-                "stage", f"{code.const(STAGE_ROW._make)}(row[{start}:{start + load.target.width}])"
-            )
-            code.shared("stage found", f"{stage}.key", required=True)
-            return stage
-        expr = f"data[{load.key}].get(row[{plan.column('sales_stage')}])"
-        return code.shared("stage", expr, required=True)
+            key = code.var(f"row[{start + STAGE_ROW._fields.index('key')}]", required=True)
+            row = f"row[{start}:{start + load.target.width}]"
+            code.once["stage"] = code.memo(key, f"{code.const(STAGE_ROW._make)}({row})")
+        else:
+            expr = f"data[{load.key}].get(row[{plan.column('sales_stage')}])"
+            code.once["stage"] = code.var(expr, required=True)
+        return code.once["stage"]
 
     def stage_field(self, plan: ObjectPlan, load: Load | Join, target: ObjectPlan) -> Emit:
-        return lambda code: f"{code.const(target.build)}({self.stage_of(plan, load, code)}, run)"
+        def emit(code: Code) -> str:
+            stage = self.stage_of(plan, load, code)
+            return code.memo(f"{stage}.key", f"{code.const(target.build)}({stage}, run)")
+
+        return emit
 
     def by_stage(
         self, plan: ObjectPlan, load: Load | Join, field_def: GraphQLField,
-        compute: Callable[[Row, Any], Any],
+        compute: Callable[[Row, Any], Any], stage_only: bool,
     ) -> Emit:
-        return lambda code: code.leaf(
-            field_def.type, f"{code.const(compute)}(row, {self.stage_of(plan, load, code)})"
-        )
+        def emit(code: Code) -> str:
+            stage = self.stage_of(plan, load, code)
+            value = f"{code.const(compute)}(row, {stage})"
+            if stage_only:
+                value = code.memo(f"{stage}.key", value)
+            return code.leaf(field_def.type, value)
+
+        return emit
 
     def totals(self, plan: ObjectPlan, field_def: GraphQLField, name: str) -> Emit:
         attribute = strawberry_name(field_def, name)

@@ -23,8 +23,10 @@ class Settings(BaseSettings):
     max_aliases: int = 50
     max_tokens: int = 5000
 
-    # Database pool (PostgreSQL); SQLite waits this long for a lock before failing.
-    pool_size: int = 10
+    # Database pool (PostgreSQL): connections kept open per worker, opened as needed (as many
+    # again open for a burst, closed when returned: at 16 requests at once, a pool of 10
+    # reconnected every few requests, and those waited); SQLite waits this long for a lock.
+    pool_size: int = 20
     sqlite_busy_timeout_ms: int = 10_000
 
     log_level: str = "INFO"

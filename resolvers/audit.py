@@ -39,11 +39,11 @@ async def configuration_changes(
     max_size: int,
 ) -> Page[ConfigurationChange]:
     """A page of the audit, newest first (admin only)."""
-    from resolvers.records import list_records  # records imports the modules that audit
+    from resolvers.records import list_query  # records imports the modules that audit
 
     viewer.require_admin()
     conditions = [] if kind is None else [ConfigurationChange.kind == kind]
-    return await list_records(
-        session, viewer, "ConfigurationChange", args, conditions, (("CHANGED_AT", True),),
+    return await list_query(
+        viewer, "ConfigurationChange", args, conditions, (("CHANGED_AT", True),),
         default_size, max_size,
-    )
+    ).read(session)

@@ -27,7 +27,7 @@ from models import (
 )
 from resolvers import activities, documents, opportunity
 from resolvers.ids import from_global_id, pk_of
-from resolvers.pagination import Page, PageArgs, PageQuery, SortKey, outer_joined, page_query
+from resolvers.pagination import PageArgs, PageQuery, SortKey, outer_joined, page_query
 from resolvers.permissions import Viewer, readable
 from resolvers.text import contains
 
@@ -206,19 +206,3 @@ def list_query(
         with_total, total,
     )
 
-
-async def list_records(
-    session: AsyncSession,
-    viewer: Viewer,
-    type_name: str,
-    args: PageArgs,
-    conditions: list[ColumnElement[bool]],
-    order: tuple[tuple[str, bool], ...] | None,
-    default_size: int,
-    max_size: int,
-    extra_sort: dict[str, Any] | None = None,
-) -> Page[Any]:
-    """A page of visible records of one type (ORM objects; see list_query)."""
-    return await list_query(
-        viewer, type_name, args, conditions, order, default_size, max_size, extra_sort
-    ).read(session)

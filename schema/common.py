@@ -62,10 +62,10 @@ async def root_list(
 ) -> Connection[Any]:
     """A root connection of visible records matching `conditions`."""
     ctx = info.context
-    page = await records.list_records(
-        ctx.session, ctx.viewer, type_name, args, conditions, order_pairs(order_by),
+    page = await records.list_query(
+        ctx.viewer, type_name, args, conditions, order_pairs(order_by),
         ctx.default_page_size, ctx.max_page_size, extra_sort,
-    )
+    ).read(ctx.session)
     return Connection(page=page)
 
 

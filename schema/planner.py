@@ -713,16 +713,16 @@ class ConnectionPlan:
     size: int = 256
 
     async def execute(self, run: Run, schema: strawberry.Schema, variables: VariableValues) -> Any:
-        raw = get_argument_values(self.field_def, self.node, variables)
+        values = get_argument_values(self.field_def, self.node, variables)
         # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
         model = MODELS[self.node_type]
         plan = (self.node_plans or [ObjectPlan("", model).finish()])[0]
-        key = (viewer_key(run.context.viewer), run.dialect, repr(raw))
+        key = (viewer_key(run.context.viewer), run.dialect, repr(values))
         found = self.pages.get(key)
         if found is None:
             definition = self.field_def.extensions[BACKREF]
             args = convert_arguments(
-                raw, definition.arguments,
+                values, definition.arguments,
                 scalar_registry=schema.schema_converter.scalar_registry, config=schema.config,
             )
             query, reusable = await self.read(run, args, plan, self.count)

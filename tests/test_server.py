@@ -73,13 +73,13 @@ def http(app) -> httpx.AsyncClient:
 def spy_lists(monkeypatch) -> list[str]:
     """Records every root list that gets executed."""
     calls: list[str] = []
-    original = records.list_records
+    original = records.list_query
 
-    async def spy(session: Any, viewer: Any, type_name: str, *args: Any) -> Any:
+    def spy(viewer: Any, type_name: str, *args: Any) -> Any:
         calls.append(type_name)
-        return await original(session, viewer, type_name, *args)
+        return original(viewer, type_name, *args)
 
-    monkeypatch.setattr(records, "list_records", spy)
+    monkeypatch.setattr(records, "list_query", spy)
     return calls
 
 
@@ -106,6 +106,17 @@ async def test_a_valid_token_authenticates_its_user(rep, client_for):
 
     # then
     assert data == {"viewer": {"username": "rep", "role": "SALES_REP"}}
+
+
+async def test_the_list_spy_sees_an_executed_list(rep, client_for, spy_lists):
+    # given: the control for the tests below, which expect it to see nothing
+    client = await client_for(rep)
+
+    # when
+    await client.data("{ opportunities(first: 1) { totalCount } }")
+
+    # then
+    assert "Opportunity" in spy_lists
 
 
 async def test_a_request_without_a_token_is_401(anonymous_client, spy_lists):

@@ -234,7 +234,9 @@ class Code:
             or (named is GraphQLBoolean and python_type(column) is bool)
         ):
             return expr
-        value = self.var(expr, required=not optional)
+        # (a NOT NULL column's value is never None: the builder of a joined row runs only when
+        # the join found one)
+        value = self.var(expr, required=not optional and (column is None or column.nullable))
         if isinstance(named, GraphQLEnumType):  # few values: each serialized once
             serialize = self.const(functools.lru_cache(maxsize=None)(named.serialize))
         else:

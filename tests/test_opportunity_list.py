@@ -1191,8 +1191,9 @@ async def test_the_unfiltered_total_follows_every_change_of_owner_and_recycle_bi
     team, factory, db, client_for
 ):
     """totalCount of the unfiltered list sums the per-owner counts that database triggers
-    keep (migration 0009): after creating, deleting, restoring, reassigning and purging
-    deals it must still be the number of deals each viewer sees."""
+    keep (migrations 0009 and 0010): after creating, deleting, restoring, reassigning and
+    purging deals, one or several in a statement, it must still be the number of deals each
+    viewer sees."""
     # given
     rep, rep2, other = team["rep"], team["rep2"], team["other_rep"]
     deals = [await factory.opportunity(owner, f"D{i}") for i, owner in
@@ -1231,3 +1232,11 @@ async def test_the_unfiltered_total_follows_every_change_of_owner_and_recycle_bi
     await db.execute(sa.delete(models.Opportunity).where(models.Opportunity.id == purged))
     await db.commit()
     assert await check() == {"admin": 3, "manager": 1, "rep": 1, "rep2": 0, "other_rep": 2}
+    await db.execute(sa.update(models.Opportunity).where(  # two deals in one statement
+        models.Opportunity.assigned_to_id == other.id).values(assigned_to_id=rep2.id))
+    await db.commit()
+    assert await check() == {"admin": 3, "manager": 3, "rep": 1, "rep2": 2, "other_rep": 0}
+    await db.execute(sa.update(models.Opportunity).where(
+        models.Opportunity.assigned_to_id == rep2.id).values(deleted_at=sa.func.now()))
+    await db.commit()
+    assert await check() == {"admin": 1, "manager": 1, "rep": 1, "rep2": 0, "other_rep": 0}

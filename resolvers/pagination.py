@@ -166,11 +166,7 @@ class PageQuery:
     plain: bool  # the nodes are the rows of columns (the planner's), not ORM objects
 
     async def read(self, session: AsyncSession) -> Page[Any]:
-        if self.plain:  # no ORM machinery
-            rows = (await (await session.connection()).execute(self.statement)).all()
-        else:
-            rows = (await session.execute(self.statement)).all()
-        return self.page(rows, session)
+        return self.page((await session.execute(self.statement)).all(), session)
 
     def page(self, rows: Sequence[Any], session: AsyncSession) -> Page[Any]:
         """The Page of the statement's `rows`."""

@@ -205,4 +205,3 @@ def list_query(
         kind.model, where, keys, signature, args, default_size, max_size, columns, joins,
         with_total, total,
     )
-

@@ -91,6 +91,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     dialect.do_rollback = rollback_begun  # type: ignore[method-assign]
 
+
 class RequestSession(AsyncSession):
     """One request's session. GraphQL resolves sibling fields concurrently and DataLoaders
     dispatch their batches as separate tasks, but a session runs one statement at a time:

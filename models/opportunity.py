@@ -118,6 +118,8 @@ class StageChange(Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     probability: Mapped[Decimal] = mapped_column(Percent())
     expected_close_date: Mapped[dt.date]
+    # The deal's actual close date after this change (null while open).
+    actual_close_date: Mapped[dt.date | None]
     changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)

@@ -18,6 +18,7 @@ TRACKED = {
     "sales_stage": "salesStage",
     "probability": "probability",
     "expected_close_date": "expectedCloseDate",
+    "actual_close_date": "actualCloseDate",
     "assigned_to_id": "assignedTo",
     "account_id": "account",
     "campaign_id": "campaign",

@@ -27,6 +27,7 @@ from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
 from resolvers.numbering import next_number
 from resolvers.permissions import Viewer, readable
+from resolvers.picklist import CLOSED_PROBABILITY
 from resolvers.text import contains
 from resolvers.validation import Checker
 
@@ -210,6 +211,60 @@ async def load_for_edit(
     return opp
 
 
+def forced_probability(stage: SalesStage) -> Decimal | None:
+    """The probability a closed stage forces (won 100, lost 0); None for an open stage."""
+    if not stage.is_closed:
+        return None
+    return CLOSED_PROBABILITY["WON" if stage.is_won else "LOST"]
+
+
+def check_close(
+    c: Checker,
+    stage: SalesStage,
+    *,
+    probability: Decimal | None = None,
+    manual: bool | None = None,
+    actual_close_date: dt.date | None = None,
+    actual_given: bool = False,
+) -> None:
+    """The refusals of the close rules, for the stage the deal will be in: a closed deal's
+    probability is forced (a different one is refused, as is a manual flag), and only a
+    closed deal has an actual close date, never one in the future."""
+    forced = forced_probability(stage)
+    if forced is not None:
+        if probability is not None and probability != forced:
+            c.fail(
+                "probability",
+                f"A deal in {stage.name} has a probability of {forced:.0f}%; leave the "
+                f"probability out or send {forced:.0f}.",
+                ErrorCode.INVALID,
+            )
+        if manual:
+            c.fail(
+                "probabilityIsManual",
+                f"A deal in {stage.name} has the stage's probability; it cannot be manual.",
+                ErrorCode.INVALID,
+            )
+        if actual_given and actual_close_date is None:
+            c.fail(
+                "actualCloseDate", "A closed deal keeps its actual close date; send the date "
+                "it closed.", ErrorCode.REQUIRED,
+            )
+        elif actual_close_date is not None and actual_close_date > today():
+            c.fail(
+                "actualCloseDate",
+                f"The actual close date {actual_close_date.isoformat()} is in the future; a "
+                "deal closes today at the latest.",
+                ErrorCode.INVALID,
+            )
+    elif actual_close_date is not None:
+        c.fail(
+            "actualCloseDate",
+            f"Only a closed deal has an actual close date; {stage.name} is an open stage.",
+            ErrorCode.INVALID,
+        )
+
+
 def apply_stage(
     session: AsyncSession,
     opp: Opportunity,
@@ -219,27 +274,39 @@ def apply_stage(
     probability: Decimal | None = None,
     note: str | None = None,
     lost_reason: str | None = None,
+    actual_close_date: dt.date | None = None,
     initial: bool = False,
 ) -> bool:
     """The one stage rule, for every path that sets a stage (create, update, stage change,
-    import). Returns whether the stage changed (and a StageChange was recorded)."""
+    import; check_close has refused what contradicts it). Returns whether the stage changed
+    (and a StageChange was recorded).
+
+    A closed stage forces its probability and clears the manual flag; an open stage keeps a
+    manual probability, takes a given one (which makes it manual) or, when the stage changes,
+    the stage's default. The actual close date is today's on entering a closed stage unless
+    given, and cleared on reopening."""
     changed = initial or opp.sales_stage != stage.key
-    if probability is not None:
+    forced = forced_probability(stage)
+    if forced is not None:
+        opp.probability = forced
+        opp.probability_is_manual = False
+    elif probability is not None:
         opp.probability = probability
         opp.probability_is_manual = True
     elif changed and not opp.probability_is_manual:
         opp.probability = stage.probability
-    if stage.is_won:
-        opp.probability = Decimal("100.00")
-    elif stage.is_closed:
-        opp.probability = Decimal("0.00")
     if lost_reason is not None:
         opp.lost_reason = lost_reason
+    if actual_close_date is not None:
+        opp.actual_close_date = actual_close_date
     if not changed:
         return False
     now = utcnow()
     from_stage = None if initial else opp.sales_stage
-    opp.actual_close_date = today() if stage.is_closed else None
+    if not stage.is_closed:
+        opp.actual_close_date = None
+    elif actual_close_date is None:
+        opp.actual_close_date = today()
     if stage.is_won or not stage.is_closed:
         opp.lost_reason = None  # only a lost deal has a reason for it
     opp.sales_stage = stage.key
@@ -250,7 +317,8 @@ def apply_stage(
         StageChange(
             opportunity=opp, from_stage=from_stage, to_stage=stage.key, amount=opp.amount,
             probability=opp.probability, expected_close_date=opp.expected_close_date,
-            changed_by_id=actor.id, changed_at=now, note=note,
+            actual_close_date=opp.actual_close_date, changed_by_id=actor.id, changed_at=now,
+            note=note,
         )
     )
     return True
@@ -350,6 +418,9 @@ async def create_opportunity(
         "lostReason", data.get("lost_reason"), max_length=TEXT_LIMITS["lostReason"]
     )
     require_lost_reason(c, stage, None, lost_reason)
+    actual = data.get("actual_close_date")
+    if stage is not None:
+        check_close(c, stage, probability=probability, actual_close_date=actual)
     custom = await layout.customized(c, "OPPORTUNITY", {}, data, creating=True)
     c.done()
     assert name and close and stage and assignee
@@ -367,7 +438,7 @@ async def create_opportunity(
     events.record(session, "CREATED", opp)
     apply_stage(
         session, opp, stage, viewer.user, probability=probability, lost_reason=lost_reason,
-        initial=True,
+        actual_close_date=actual, initial=True,
     )
     if contact is not None:
         await set_primary_contact(session, opp, contact.id)
@@ -433,6 +504,16 @@ async def update_opportunity(
             "Give either a probability or probabilityIsManual: false, not both.",
             ErrorCode.INVALID,
         )
+    # Look the stage up before changing anything: a query autoflushes, and a flushed change
+    # no longer counts as modified for touch().
+    current = stage or await session.get(SalesStage, opp.sales_stage)
+    assert current is not None
+    actual = data.get("actual_close_date")
+    if stage is not None or "sales_stage" not in data:  # not against a refused stage
+        check_close(
+            c, current, probability=probability, manual=manual, actual_close_date=actual,
+            actual_given="actual_close_date" in data,
+        )
     contact = None
     if "contact_id" in data:
         contact = await c.reference("contactId", "Contact", data["contact_id"])
@@ -441,10 +522,6 @@ async def update_opportunity(
             c, "OPPORTUNITY", opp.custom_fields, data, creating=False
         )
     c.done()
-    # Look the stage up before changing anything: a query autoflushes, and a flushed change
-    # no longer counts as modified for touch().
-    current = stage or await session.get(SalesStage, opp.sales_stage)
-    assert current is not None
     for column, value in values.items():
         setattr(opp, column, value)
     if manual is not None:
@@ -452,7 +529,8 @@ async def update_opportunity(
     if manual is False:
         opp.probability = current.probability
     stage_changed = apply_stage(
-        session, opp, current, viewer.user, probability=probability, lost_reason=lost_reason
+        session, opp, current, viewer.user, probability=probability, lost_reason=lost_reason,
+        actual_close_date=actual,
     )
     related = stage_changed or session.is_modified(opp)  # before set_primary_contact flushes
     if "contact_id" in data:
@@ -471,6 +549,7 @@ async def change_stage(
     note: str | None = None,
     lost_reason: str | None = None,
     expected_version: int | None = None,
+    actual_close_date: dt.date | None = None,
 ) -> Opportunity:
     opp = await load_for_edit(session, viewer, global_id, expected_version)
     c = Checker(session, viewer)
@@ -479,11 +558,15 @@ async def change_stage(
     note = c.text("note", note, max_length=2_000)
     lost_reason = c.text("lostReason", lost_reason, max_length=TEXT_LIMITS["lostReason"])
     require_lost_reason(c, stage, opp, lost_reason or opp.lost_reason)
+    if stage is not None:
+        check_close(
+            c, stage, probability=probability, actual_close_date=actual_close_date
+        )
     c.done()
     assert stage is not None
     changed = apply_stage(
         session, opp, stage, viewer.user, probability=probability, note=note,
-        lost_reason=lost_reason,
+        lost_reason=lost_reason, actual_close_date=actual_close_date,
     )
     touch(session, opp, changed, viewer.user)
     await session.flush()

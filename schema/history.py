@@ -51,6 +51,9 @@ class StageChange:
     amount: Decimal
     probability: Decimal
     expected_close_date: dt.date
+    actual_close_date: dt.date | None = strawberry.field(
+        description="The deal's actual close date after this change (null while open)."
+    )
     changed_at: dt.datetime
     note: str | None
 

@@ -248,7 +248,7 @@ async def test_won_forces_100_and_closes_today_whatever_the_flag(team, factory, 
     # when
     data = await client.data(
         CHANGE_STAGE,
-        {"input": {"id": gid(opp_row), "stage": "CLOSED_WON", "probability": "70"}},
+        {"input": {"id": gid(opp_row), "stage": "CLOSED_WON"}},
     )
 
     # then
@@ -256,6 +256,7 @@ async def test_won_forces_100_and_closes_today_whatever_the_flag(team, factory, 
     assert (opp["probability"], opp["actualCloseDate"], opp["isClosed"], opp["isWon"]) == (
         "100.00", dt.date.today().isoformat(), True, True,
     )
+    assert opp["probabilityIsManual"] is False
     assert (opp["forecastCategory"], opp["weightedAmount"], opp["daysToClose"]) == (
         "CLOSED", "1000.00", None,
     )
@@ -293,7 +294,7 @@ async def test_lost_forces_0_closes_today_and_keeps_the_reason(team, deal, clien
     data = await client.data(
         CHANGE_STAGE,
         {"input": {"id": gid(deal), "stage": "CLOSED_LOST", "lostReason": " Went with a rival ",
-                   "probability": 15, "note": "Price"}},
+                   "probability": 0, "note": "Price"}},
     )
 
     # then
@@ -529,20 +530,32 @@ async def test_update_to_lost_requires_a_reason(team, deal, db, client_for):
     assert history(opp)[0][:4] == ("QUALIFICATION", "CLOSED_LOST", "1000.00", "0.00")
 
 
-async def test_update_to_won_forces_100_over_a_given_probability(team, deal, client_for):
+async def test_update_to_won_refuses_a_different_probability_and_changes_nothing(
+    team, deal, db, client_for
+):
     # given
     client = await client_for(team["rep"])
+    before = await snapshot(db, deal.id)
 
     # when
-    data = await client.data(
-        UPDATE, {"input": {"id": gid(deal), "salesStage": "CLOSED_WON", "probability": "60"}}
+    refused = await client.data(
+        UPDATE, {"input": {"id": gid(deal), "salesStage": "CLOSED_WON", "probability": "40"}}
+    )
+    after_refusal = await snapshot(db, deal.id)
+    same = await client.data(
+        UPDATE, {"input": {"id": gid(deal), "salesStage": "CLOSED_WON", "probability": "100"}}
     )
 
     # then
-    opp = data["updateOpportunity"]["opportunity"]
-    assert (opp["probability"], opp["actualCloseDate"], len(opp["stageHistory"])) == (
-        "100.00", dt.date.today().isoformat(), 2,
+    payload = refused["updateOpportunity"]
+    assert payload["opportunity"] is None
+    assert problems(payload) == [(["input", "probability"], "INVALID")]
+    assert after_refusal == before
+    opp = same["updateOpportunity"]["opportunity"]
+    assert (opp["probability"], opp["probabilityIsManual"], opp["actualCloseDate"]) == (
+        "100.00", False, dt.date.today().isoformat(),
     )
+    assert len(opp["stageHistory"]) == 2
 
 
 async def test_create_in_a_closed_stage(team, client_for):
@@ -552,7 +565,7 @@ async def test_create_in_a_closed_stage(team, client_for):
 
     # when
     won = await client.data(
-        CREATE, {"input": {**base, "salesStage": "CLOSED_WON", "probability": "10"}}
+        CREATE, {"input": {**base, "salesStage": "CLOSED_WON", "probability": "100"}}
     )
     lost = await client.data(
         CREATE, {"input": {**base, "salesStage": "CLOSED_LOST", "lostReason": "Too late"}}

@@ -15,6 +15,10 @@ from schema.mutations.base import UserError, given, mutate, provided
 from schema.opportunity import Opportunity
 
 UNSET = strawberry.UNSET
+ACTUAL_CLOSE_DATE = (
+    "When a closed (or closing) deal closed; today by default, never in the future, "
+    "refused on an open deal."
+)
 
 
 @strawberry.input
@@ -39,6 +43,9 @@ class CreateOpportunityInput:
         default=UNSET, description="Percent; given, it stays until probabilityIsManual: false."
     )
     lost_reason: str | None = UNSET
+    actual_close_date: dt.date | None = strawberry.field(
+        default=UNSET, description=ACTUAL_CLOSE_DATE
+    )
     description: str | None = UNSET
     custom_fields: list[CustomFieldInput] | None = strawberry.field(
         default=UNSET, description="Custom field values; those left out stay as they are."
@@ -66,6 +73,9 @@ class UpdateOpportunityInput:
         default=UNSET, description="false clears a manual probability: the stage's returns."
     )
     lost_reason: str | None = UNSET
+    actual_close_date: dt.date | None = strawberry.field(
+        default=UNSET, description=ACTUAL_CLOSE_DATE
+    )
     description: str | None = UNSET
     custom_fields: list[CustomFieldInput] | None = strawberry.field(
         default=UNSET, description="Custom field values; those left out stay as they are."
@@ -80,6 +90,9 @@ class ChangeOpportunityStageInput:
     note: str | None = UNSET
     lost_reason: str | None = strawberry.field(
         default=UNSET, description="Required when entering a lost stage."
+    )
+    actual_close_date: dt.date | None = strawberry.field(
+        default=UNSET, description=ACTUAL_CLOSE_DATE
     )
     expected_version: int | None = UNSET
 
@@ -198,6 +211,7 @@ class OpportunityMutation:
             lambda: rules.change_stage(
                 ctx.session, ctx.viewer, input.id, input.stage, given(input.probability),
                 given(input.note), given(input.lost_reason), given(input.expected_version),
+                given(input.actual_close_date),
             ),
         )
         return ChangeOpportunityStagePayload(opportunity=opp, user_errors=errors)  # type: ignore[arg-type]

@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import models
-from resolvers.ids import to_global_id
 from server.migrate import alembic_config
 
 DEAL = """

@@ -19,3 +19,20 @@ def today() -> dt.date:
 
 def local_date(instant: dt.datetime) -> dt.date:
     return instant.astimezone().date()
+
+
+# Dates a client may send or store: a wider range is a typo (0202, 20277), not a plan.
+EARLIEST = dt.date(1900, 1, 1)
+LATEST = dt.date(2999, 12, 31)
+
+
+def in_range(value: dt.date) -> dt.date:
+    """`value` itself (a datetime's date counts); ValueError when it is outside 1900–2999,
+    the one range every path (GraphQL scalars, CSV import, filters) accepts."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if not EARLIEST <= day <= LATEST:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: dates go from {EARLIEST.isoformat()} to "
+            f"{LATEST.isoformat()}."
+        )
+    return value

@@ -31,6 +31,7 @@ from models import (
 from models.picklist import FORECAST_CATEGORIES
 from resolvers import customization
 from resolvers.csv_fields import COLUMNS
+from resolvers.dates import in_range
 from resolvers.errors import RequestError
 from resolvers.ids import pk_of
 from resolvers.opportunity import OpportunityFilter, conditions_for, visible_conditions
@@ -248,12 +249,35 @@ def _id(type_name: str) -> Callable[[Any], str | None]:
     return parse
 
 
+def _in_range(value: Any) -> Any:
+    try:
+        return in_range(value)
+    except ValueError as bad:
+        raise _Bad(str(bad).rstrip(".")) from None
+
+
 def _date(raw: Any) -> dt.date | None:
     value = _string(raw)
+    if value is None:
+        return None
     try:
-        return None if value is None else dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise _Bad(f"{value!r} is not a date like 2027-03-31") from None
+    return _in_range(day)  # type: ignore[no-any-return]
+
+
+def _instant(raw: Any) -> dt.datetime | None:
+    value = _string(raw)
+    if value is None:
+        return None
+    try:
+        instant: dt.datetime | None = dt.datetime.fromisoformat(value)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise _Bad(f"{value!r} is not an instant with an offset like 2027-03-31T09:00:00+00:00")
+    return _in_range(instant)  # type: ignore[no-any-return]
 
 
 def _decimal(raw: Any) -> Decimal | None:
@@ -356,6 +380,11 @@ PARAMS: dict[str, _Param] = {
     "isWon": _Param("is_won", _boolean),
     "search": _Param("search", _string),
     "customFields": _Param("custom_fields", _custom_fields),
+    "actualCloseDateFrom": _Param("actual_close_date_from", _date),
+    "actualCloseDateTo": _Param("actual_close_date_to", _date),
+    "updatedSince": _Param("updated_since", _instant),
+    "isOverdue": _Param("is_overdue", _boolean),
+    "lostReason": _Param("lost_reason", _string),
 }
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Numeric, func, select, type_coerce
+from sqlalchemy import ColumnElement, Numeric, and_, func, not_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
@@ -23,13 +23,13 @@ from models.base import utcnow
 from models.seed import BASE_CURRENCY
 from resolvers import customization, events, history, layout
 from resolvers.dates import local_date, today
-from resolvers.errors import ErrorCode
+from resolvers.errors import ErrorCode, RequestError
 from resolvers.ids import pk_of
 from resolvers.numbering import next_number
 from resolvers.permissions import Viewer, readable
 from resolvers.picklist import CLOSED_PROBABILITY
 from resolvers.text import contains
-from resolvers.validation import Checker
+from resolvers.validation import Checker, all_stages, picklist_values
 
 ORDER_FIELDS: dict[str, Any] = {
     "NAME": Opportunity.name,
@@ -63,6 +63,16 @@ class OpportunityFilter:
     is_won: bool | None = None
     search: str | None = None
     custom_fields: tuple[customization.CustomFilter, ...] | None = None
+    actual_close_date_from: dt.date | None = None
+    actual_close_date_to: dt.date | None = None
+    updated_since: dt.datetime | None = None
+    is_overdue: bool | None = None
+    lost_reason: str | None = None
+
+    @property
+    def follows_today(self) -> bool:
+        """Whether its conditions depend on today's date (a cached statement would not)."""
+        return self.is_overdue is not None
 
 
 def _ids(global_ids: tuple[str, ...], type_name: str) -> list[int]:
@@ -106,13 +116,50 @@ def filter_conditions(f: OpportunityFilter | None) -> list[ColumnElement[bool]]:
         c.append(_stages_where(SalesStage.is_won.is_(f.is_won)))
     if f.search:
         c.append(contains(f.search, Opportunity.name, Opportunity.number))
+    if f.actual_close_date_from is not None:
+        c.append(Opportunity.actual_close_date >= f.actual_close_date_from)
+    if f.actual_close_date_to is not None:
+        c.append(Opportunity.actual_close_date <= f.actual_close_date_to)
+    if f.updated_since is not None:
+        c.append(Opportunity.updated_at >= f.updated_since)
+    if f.is_overdue is not None:
+        overdue = and_(
+            _stages_where(SalesStage.is_closed.is_(False)),
+            Opportunity.expected_close_date < today(),
+        )
+        c.append(overdue if f.is_overdue else not_(overdue))
+    if f.lost_reason:
+        c.append(contains(f.lost_reason, Opportunity.lost_reason))
     return c
+
+
+async def check_keys(session: AsyncSession, f: OpportunityFilter) -> None:
+    """Refuse picklist keys in a filter that no picklist has (deactivated ones still
+    match the records that keep them): RequestError (BAD_USER_INPUT) naming the valid ones."""
+    given: list[tuple[str, tuple[str, ...], list[str]]] = []
+    if f.stage:
+        given.append(("stage", f.stage, list(await all_stages(session))))
+    for field, name, value in (
+        ("type", "opportunityType", f.type), ("leadSource", "leadSource", f.lead_source),
+    ):
+        if value:
+            given.append((field, (value,), list(await picklist_values(session, name))))
+    for field, keys, known in given:
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise RequestError(
+                f"Unknown {field} key(s) in the filter: {', '.join(map(repr, unknown))}; "
+                f"the known keys are {', '.join(known)}."
+            )
 
 
 async def conditions_for(
     session: AsyncSession, f: OpportunityFilter | None
 ) -> list[ColumnElement[bool]]:
-    """filter_conditions plus the custom-field filters, which need their definitions."""
+    """filter_conditions plus the custom-field filters, which need their definitions. Every
+    filtered deal list comes through here, so unknown picklist keys are refused here."""
+    if f is not None:
+        await check_keys(session, f)
     conditions = filter_conditions(f)
     if f is not None and f.custom_fields:
         conditions += await customization.filter_conditions(

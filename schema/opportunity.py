@@ -214,6 +214,17 @@ class OpportunityFilter:
     custom_fields: list[CustomFieldFilter] | None = strawberry.field(
         default=None, description="Conditions on custom fields (AND)."
     )
+    actual_close_date_from: dt.date | None = None
+    actual_close_date_to: dt.date | None = None
+    updated_since: dt.datetime | None = strawberry.field(
+        default=None, description="Deals changed at or after this instant."
+    )
+    is_overdue: bool | None = strawberry.field(
+        default=None, description="Open deals whose expected close date has passed."
+    )
+    lost_reason: str | None = strawberry.field(
+        default=None, description="Case-insensitive match on the lost reason."
+    )
 
     def to_rules(self) -> rules.OpportunityFilter:
         def tup(values: list[Any] | None) -> tuple[str, ...] | None:
@@ -239,6 +250,11 @@ class OpportunityFilter:
             search=self.search,
             custom_fields=None if self.custom_fields is None
             else tuple(c.to_rules() for c in self.custom_fields),
+            actual_close_date_from=self.actual_close_date_from,
+            actual_close_date_to=self.actual_close_date_to,
+            updated_since=self.updated_since,
+            is_overdue=self.is_overdue,
+            lost_reason=self.lost_reason,
         )
 
 

@@ -686,7 +686,10 @@ async def _opportunity_page(
         ctx.max_page_size, extra_sort, plan.columns, plan.joined(ctx.viewer), with_total,
     )
     # custom fields' filters and sort keys follow their definitions, which may change
-    return query, not extra_sort and not (rules is not None and rules.custom_fields)
+    # and a condition on today's date changes at midnight
+    return query, not extra_sort and not (
+        rules is not None and (rules.custom_fields or rules.follows_today)
+    )
 
 
 # Root connection fields the planner answers, with how to build their page's statement (and

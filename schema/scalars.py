@@ -1,15 +1,22 @@
 """Scalars: Decimal accepts a string or a number without going through binary floats; JSON
-carries any JSON value (the audit's before/after)."""
+carries any JSON value (the audit's before/after); Date and DateTime are Strawberry's, refusing
+dates outside 1900–2999 (resolvers.dates.in_range)."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import decimal
 from typing import Any
 
+import dateutil.parser
 from strawberry.scalars import JSON
+from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, wrap_parser
 from strawberry.types.scalar import ScalarDefinition
 
-__all__ = ["DECIMAL", "JSON", "JSON_SCALAR", "SCALAR_MAP"]
+from resolvers.dates import in_range
+
+__all__ = ["DATE", "DATETIME", "DECIMAL", "JSON", "JSON_SCALAR", "SCALAR_MAP"]
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
@@ -52,4 +59,15 @@ JSON_SCALAR = ScalarDefinition(
     origin=JSON,
 )
 
-SCALAR_MAP: dict[object, ScalarDefinition] = {decimal.Decimal: DECIMAL, JSON: JSON_SCALAR}
+DATE = dataclasses.replace(
+    DateDefinition,
+    parse_value=wrap_parser(lambda text: in_range(dt.date.fromisoformat(text)), "Date"),
+)
+DATETIME = dataclasses.replace(
+    DateTimeDefinition,
+    parse_value=wrap_parser(lambda text: in_range(dateutil.parser.isoparse(text)), "DateTime"),
+)
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {
+    decimal.Decimal: DECIMAL, JSON: JSON_SCALAR, dt.date: DATE, dt.datetime: DATETIME,
+}

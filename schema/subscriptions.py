@@ -13,6 +13,7 @@ from resolvers import live
 from resolvers.errors import RequestError
 from resolvers.loaders import Loaders
 from resolvers.opportunity import OpportunityFilter as OpportunityFilterRules
+from resolvers.opportunity import check_keys
 from schema.context import Context, Info
 from schema.opportunity import Opportunity, OpportunityFilter
 
@@ -52,7 +53,10 @@ class OpportunitySubscription:
             raise RequestError(
                 "Subscribe over the WebSocket on /graphql (protocol graphql-transport-ws)."
             )
-        return _events(ctx, filter.to_rules() if filter else None)
+        rules = filter.to_rules() if filter else None
+        if rules is not None:
+            await check_keys(ctx.session, rules)  # refused now, not at the first event
+        return _events(ctx, rules)
 
 
 async def _events(

@@ -101,10 +101,12 @@ async def _filter_dataset(factory: Any, team: dict[str, models.User]) -> dict[st
     await factory.opportunity(  # POT4
         team["manager"], name="Delta Expansion", stage="CLOSED_WON", amount="5000.00",
         close=dt.date(2027, 4, 1), campaign_id=expo.id, lead_source="COLD_CALL",
+        actual_close_date=dt.date(2026, 11, 20),
     )
     await factory.opportunity(  # POT5
         team["admin"], name="Echo Pilot", stage="CLOSED_LOST", amount="0.00",
         close=dt.date(2026, 12, 31), lost_reason="No budget",
+        actual_close_date=dt.date(2026, 10, 1),
     )
     return {**team, "acme": acme, "globex": globex, "expo": expo, "webinar": webinar}
 
@@ -115,7 +117,6 @@ ALPHA, BRAVO, CHARLIE, DELTA, ECHO = (
 
 FILTER_CASES: list[tuple[str, Any, list[str]]] = [
     ("stage", lambda r: {"stage": ["PROSPECTING", "CLOSED_WON"]}, [ALPHA, DELTA]),
-    ("stage unknown", lambda r: {"stage": ["NO_SUCH_STAGE"]}, []),
     (
         "assignedTo",
         lambda r: {"assignedTo": [gid("User", r["rep"].id), gid("User", r["rep2"].id)]},
@@ -193,6 +194,15 @@ FILTER_CASES: list[tuple[str, Any, list[str]]] = [
         lambda r: {"stage": ["PROSPECTING"], "assignedTo": [gid("User", r["rep2"].id)]},
         [],
     ),
+    ("actualCloseDateFrom inclusive", lambda r: {"actualCloseDateFrom": "2026-11-20"}, [DELTA]),
+    ("actualCloseDateTo inclusive", lambda r: {"actualCloseDateTo": "2026-11-20"}, [DELTA, ECHO]),
+    (
+        "actual close date range",
+        lambda r: {"actualCloseDateFrom": "2026-09-01", "actualCloseDateTo": "2026-10-31"},
+        [ECHO],
+    ),
+    ("lostReason, other case", lambda r: {"lostReason": "BUDGET"}, [ECHO]),
+    ("lostReason no match", lambda r: {"lostReason": "rival"}, []),
     (
         "search AND leadSource",
         lambda r: {"search": "e", "leadSource": "COLD_CALL"},

@@ -175,3 +175,30 @@ async def test_a_contact_without_deals_has_an_empty_connection(team, factory, db
         "pageInfo": {"hasNextPage": False, "hasPreviousPage": False, "startCursor": None,
                      "endCursor": None},
     }
+
+
+async def test_a_quotes_contact_lists_its_deals_inside_the_pipeline_list(
+    team, factory, contact_deals, db, client_for
+):
+    # given: a quote on A for Verdi (the planned pipeline list reaches contacts via quotes)
+    product = await factory.product()
+    await factory.quote(contact_deals["A"], [(product, "1", "10.00", "0", "0")],
+                        contact_id=contact_deals["verdi"].id)
+    await db.commit()
+    client = await client_for(team["manager"])
+
+    # when
+    data = await client.data("""
+      { opportunities(first: 10, filter: {search: "A"}) { nodes { name quotes { contact {
+          lastName opportunities(first: 5, orderBy: [{field: NAME, direction: ASC}]) {
+            totalCount edges { role node { name } } } } } } } }
+    """)
+
+    # then
+    [deal] = [n for n in data["opportunities"]["nodes"] if n["name"] == "A"]
+    assert deal["quotes"][0]["contact"] == {"lastName": "Verdi", "opportunities": {
+        "totalCount": 3,
+        "edges": [{"role": "MANAGER", "node": {"name": "A"}},
+                  {"role": "CONSULTANT", "node": {"name": "B"}},
+                  {"role": None, "node": {"name": "C"}}],
+    }}

@@ -133,19 +133,25 @@ async def test_the_bin_pages_by_cursor_both_ways(team, binned, client_for):
     assert rest["totalCount"] == 4
 
 
-async def test_the_bin_refuses_a_cursor_of_another_list(team, binned, client_for):
+@pytest.mark.parametrize("bad", ["other list's cursor", "garbage cursor", "page too large"])
+async def test_the_bin_refuses_bad_paging_arguments(bad, team, binned, client_for):
     # given
     client = await client_for(team["admin"])
     live = await client.data("{ opportunities(first: 1) { pageInfo { endCursor } } }")
+    variables = {
+        "other list's cursor": {"first": 1,
+                                "after": live["opportunities"]["pageInfo"]["endCursor"]},
+        "garbage cursor": {"first": 1, "after": "bm90IGEgY3Vyc29y"},
+        "page too large": {"first": 101},
+    }[bad]
 
     # when
-    body = await client.query(
-        BIN, {"first": 1, "after": live["opportunities"]["pageInfo"]["endCursor"]}
-    )
+    body = await client.query(BIN, variables)
 
     # then
     assert body["data"] is None
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    assert (await client.data(BIN, {"first": 1}))["deletedOpportunities"]["totalCount"] == 4
 
 
 async def test_a_deal_enters_the_bin_on_delete_and_leaves_it_on_restore(

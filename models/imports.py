@@ -38,7 +38,10 @@ class ImportItem(Base):
     """A record an import created or overwrote; `before` holds the overwritten values."""
 
     __tablename__ = "import_items"
-    __table_args__ = (Index("ix_import_items_job", "job_id", "kind"),)
+    __table_args__ = (
+        Index("ix_import_items_job", "job_id", "kind"),
+        Index("ix_import_items_record", "kind", "record_id"),  # a purge finds a deal's items
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id"))

@@ -38,6 +38,12 @@ class Opportunity(Record, Base):
             postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
         ),
         Index("ix_opportunities_owner_close_date", "assigned_to_id", "expected_close_date"),
+        # The recycle bin's page: deleted deals, newest deletion first (migration 0014).
+        Index(
+            "ix_opportunities_recycle_bin", "deleted_at", "id",
+            postgresql_where=text("deleted_at IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NOT NULL"),
+        ),
         # Forecasts and attainment of a rep or a team (owner, then close date) read only this
         # index: it holds every column they filter, group and sum on (bench/forecast.py).
         Index(

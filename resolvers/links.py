@@ -11,10 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Account, ActivityLink, Comment, Contact, DocumentLink, Lead, Opportunity
+from models import (
+    Account,
+    Activity,
+    ActivityLink,
+    Comment,
+    Contact,
+    Document,
+    DocumentLink,
+    Lead,
+    Opportunity,
+)
 from resolvers.errors import ErrorCode
 from resolvers.ids import from_global_id, pk_of
 from resolvers.permissions import Viewer, readable
@@ -199,3 +209,25 @@ async def carry_over(
             if c.reply_to_id is not None and c.reply_to_id in copies:
                 copies[c.id].reply_to_id = copies[c.reply_to_id].id
     await session.flush()
+
+
+async def purge_record(session: AsyncSession, key: Key) -> None:
+    """Forget a record that is removed for good: its comments go, and so do its document and
+    activity links; a document or activity linked to nothing else goes with them (nothing
+    could reach it again), one linked to other records stays on those. The bytes of a removed
+    document stay in the FileStore, which keeps a file once for every document that has it."""
+    entity, pk = key
+    await session.execute(delete(Comment).where(Comment.entity == entity, Comment.record_id == pk))
+    for model, link, owner in (
+        (Document, DocumentLink, DocumentLink.document_id),
+        (Activity, ActivityLink, ActivityLink.activity_id),
+    ):
+        on_record = (link.entity == entity, link.record_id == pk)
+        linked = (await session.scalars(select(owner).where(*on_record))).all()
+        if not linked:
+            continue
+        await session.execute(delete(link).where(*on_record))
+        await session.execute(
+            delete(model).where(model.id.in_(linked), ~exists().where(owner == model.id))
+        )
+

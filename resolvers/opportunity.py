@@ -8,24 +8,41 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Numeric, and_, func, not_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Numeric,
+    and_,
+    delete,
+    func,
+    not_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
+    FieldChange,
+    ImportItem,
+    Lead,
     Opportunity,
     OpportunityContact,
     OpportunityOwnerCount,
+    Quote,
+    QuoteLine,
     SalesStage,
     StageChange,
     User,
 )
 from models.base import utcnow
 from models.seed import BASE_CURRENCY
-from resolvers import customization, events, history, layout
+from resolvers import customization, events, history, layout, links
+from resolvers.audit import record_change
 from resolvers.dates import local_date, today
 from resolvers.errors import ErrorCode, RequestError
-from resolvers.ids import pk_of
+from resolvers.ids import pk_of, to_global_id
 from resolvers.numbering import next_number
+from resolvers.pagination import PageArgs, PageQuery, SortKey, page_query
 from resolvers.permissions import Viewer, readable
 from resolvers.picklist import CLOSED_PROBABILITY
 from resolvers.text import contains
@@ -181,6 +198,22 @@ async def custom_sorts(
 
 def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
     return [Opportunity.deleted_at.is_(None), readable(Opportunity.assigned_to_id, viewer)]
+
+
+def in_bin_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
+    """The recycle bin: deleted deals the viewer could see before deletion (the same sharing
+    rule as for live ones)."""
+    return [Opportunity.deleted_at.is_not(None), readable(Opportunity.assigned_to_id, viewer)]
+
+
+def recycle_bin(
+    viewer: Viewer, args: PageArgs, default_size: int, max_size: int
+) -> PageQuery:
+    """A page of the recycle bin, newest deletion first (then id, descending)."""
+    return page_query(
+        Opportunity, in_bin_conditions(viewer), [SortKey(Opportunity.deleted_at, True)],
+        "RecycleBin:deletedAt-", args, default_size, max_size,
+    )
 
 
 def visible_total(viewer: Viewer) -> Any:
@@ -697,7 +730,71 @@ async def remove_contact(
     if link is None:
         c.fail("contactId", "That contact is not linked to this opportunity.", ErrorCode.NOT_FOUND)
     c.done()
+    assert link is not None
     await session.delete(link)
+    if link.is_primary:
+        await session.flush()  # the partial unique index allows one primary at a time
+        oldest = await session.scalar(
+            select(OpportunityContact)
+            .where(OpportunityContact.opportunity_id == opp.id)
+            .order_by(OpportunityContact.created_at, OpportunityContact.contact_id)
+            .limit(1)
+        )
+        if oldest is not None:  # the contact linked first becomes the primary one
+            oldest.is_primary = True
     touch(session, opp, True, viewer.user)
     await session.flush()
     return opp
+
+
+# Rows that refer to a deal and go when it is purged (tests/test_recycle_bin.py checks that
+# every foreign key to opportunities is handled here or in purge_opportunity).
+OWNED_BY_DEAL = (
+    OpportunityContact.opportunity_id, StageChange.opportunity_id, FieldChange.opportunity_id,
+    Quote.opportunity_id,
+)
+
+
+async def purge_opportunity(session: AsyncSession, viewer: Viewer, global_id: str) -> int:
+    """Remove a deal in the recycle bin for good (admins only), with what belongs to it alone:
+    its quotes and their lines, contact links, stage and field history, comments, document and
+    activity links (documents and activities linked to nothing else go too) and the import
+    records naming it. A lead converted into it keeps its conversion, without the deal. The
+    number is never given again (numbering keeps its own sequence). Returns the deal's id."""
+    viewer.require_admin()
+    c = Checker(session, viewer)
+    pk = pk_of(global_id, "Opportunity")
+    opp = None
+    if pk is not None:
+        stmt = select(Opportunity).where(Opportunity.id == pk).with_for_update()
+        opp = (await session.scalars(stmt.execution_options(populate_existing=True))).first()
+    if opp is None:
+        c.fail("id", f"No opportunity with id {global_id!r}.", ErrorCode.NOT_FOUND)
+    elif opp.deleted_at is None:
+        c.fail("id", "Only a deal in the recycle bin can be purged; delete it first.",
+               ErrorCode.INVALID)
+    c.done()
+    assert opp is not None and opp.deleted_at is not None
+    before = {
+        "id": global_id, "number": opp.number, "name": opp.name, "amount": str(opp.amount),
+        "currency": opp.currency, "salesStage": opp.sales_stage,
+        "assignedToId": to_global_id("User", opp.assigned_to_id),
+        "deletedAt": opp.deleted_at.isoformat(),
+    }
+    quotes = select(Quote.id).where(Quote.opportunity_id == opp.id)
+    await session.execute(delete(QuoteLine).where(QuoteLine.quote_id.in_(quotes)))
+    for column in OWNED_BY_DEAL:
+        await session.execute(delete(column.table).where(column == opp.id))
+    await session.execute(
+        update(Lead).where(Lead.converted_opportunity_id == opp.id)
+        .values(converted_opportunity_id=None)
+    )
+    # an undo of the import that created it must not reach whatever later gets its id
+    await session.execute(
+        delete(ImportItem).where(ImportItem.kind == "OPPORTUNITY", ImportItem.record_id == opp.id)
+    )
+    await links.purge_record(session, ("OPPORTUNITY", opp.id))
+    await session.delete(opp)
+    record_change(session, viewer, "RECYCLE_BIN", "OPPORTUNITY", opp.number, "PURGE", before, None)
+    await session.flush()
+    return opp.id

@@ -1,4 +1,5 @@
-"""The audit of configuration changes (custom fields, picklists, layouts), for admins."""
+"""The audit of configuration changes (custom fields, picklists, layouts) and of other admin
+actions (purging the recycle bin), for admins."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class ConfigurationChangeKind(Enum):
     CUSTOM_FIELD = "CUSTOM_FIELD"
     PICKLIST = "PICKLIST"
     LAYOUT = "LAYOUT"
+    RECYCLE_BIN = "RECYCLE_BIN"
 
 
 def _kind(root: strawberry.Parent[models.ConfigurationChange]) -> ConfigurationChangeKind:
@@ -42,9 +44,12 @@ class ConfigurationChange(Node):
         description="The entity (OPPORTUNITY, ...) or the picklist name (salesStage, ...)."
     )
     key: str | None = strawberry.field(
-        description="The custom field's or picklist value's key; null for a whole layout."
+        description="The custom field's or picklist value's key, or the number of the record "
+        "purged from the recycle bin; null for a whole layout."
     )
-    action: str = strawberry.field(description="CREATE, UPDATE, ACTIVATE, DEACTIVATE, ...")
+    action: str = strawberry.field(
+        description="CREATE, UPDATE, ACTIVATE, DEACTIVATE, ..., PURGE (from the recycle bin)."
+    )
     before: JSON | None = strawberry.field(description="The state before; null on CREATE.")
     after: JSON | None = strawberry.field(description="The state after.")
     changed_by: User = strawberry.field(resolver=_changed_by, description="Who changed it.")

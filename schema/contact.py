@@ -9,10 +9,11 @@ import strawberry
 
 import models
 from resolvers.ids import pk_of
-from schema.common import RecordOrder, list_filter, related, root_list
+from schema.common import RecordOrder, list_filter, related, relation, root_list
 from schema.context import Info
 from schema.customization import Customizable
 from schema.dealroom import DealRoomRecord
+from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
 from schema.relay import Connection, Node, node_id, page_args, rows_of
 from schema.user import User
 
@@ -20,6 +21,41 @@ if TYPE_CHECKING:
     from schema.account import Account
 
 Parent = strawberry.Parent[models.Contact]
+
+
+@strawberry.type(description="A deal the contact has a role in, with that role.")
+class ContactOpportunityEdge:
+    cursor: str
+    node: Opportunity
+    contact_id: strawberry.Private[int]
+
+    async def _link(self, info: Info) -> models.OpportunityContact | None:
+        deal: models.Opportunity = self.node  # type: ignore[assignment]
+        links = await info.context.loaders.deal_contacts.load(deal.id)
+        return next((link for link in links if link.contact_id == self.contact_id), None)
+
+    @strawberry.field(description="The contact's role in the deal (a contactRole key).")
+    async def role(self, info: Info) -> str | None:
+        link = await self._link(info)
+        return None if link is None else link.role
+
+    @strawberry.field(description="Whether the contact is the deal's primary contact.")
+    async def is_primary(self, info: Info) -> bool:
+        link = await self._link(info)
+        return link is not None and link.is_primary
+
+
+@strawberry.type(description="The deals a contact has a role in.")
+class ContactOpportunityConnection(Connection[Opportunity]):
+    contact_id: strawberry.Private[int]
+
+    @strawberry.field
+    def edges(self) -> list[ContactOpportunityEdge]:
+        page = self.page
+        return [
+            ContactOpportunityEdge(cursor=c, node=n, contact_id=self.contact_id)
+            for c, n in zip(page.cursors, page.nodes, strict=True)
+        ]
 
 
 @strawberry.type
@@ -48,6 +84,28 @@ class Contact(Node, Customizable, DealRoomRecord):
     @staticmethod
     async def assigned_to(root: Parent, info: Info) -> User:
         return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The live deals the contact has a role in that the viewer "
+                      "may see.")
+    @staticmethod
+    async def opportunities(
+        root: Parent,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: OpportunityFilter | None = None,
+        order_by: list[OpportunityOrder] | None = None,
+    ) -> ContactOpportunityConnection:
+        conditions, order, extra_sort, spec = await deal_list(info, filter, order_by)
+        link = models.OpportunityContact
+        connection = await relation(
+            info, "Opportunity", link.contact_id, root.id, page_args(first, after, last, before),
+            order, [link.opportunity_id == models.Opportunity.id, *conditions],
+            ("contact", spec), extra_sort,
+        )
+        return ContactOpportunityConnection(page=connection.page, contact_id=root.id)
 
 
 @strawberry.input

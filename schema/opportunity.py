@@ -70,6 +70,9 @@ class Opportunity(Node, Customizable, DealRoomRecord, TimelineRecord):
     description: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    deleted_at: dt.datetime | None = strawberry.field(
+        description="When the deal went to the recycle bin; null for a live deal."
+    )
     version: int
 
     @strawberry.field
@@ -309,3 +312,22 @@ class OpportunityQuery:
             info, "Opportunity", page_args(first, after, last, before), conditions, order_by,
             extra_sort,
         )
+
+    @strawberry.field(
+        description="The recycle bin: deleted deals the viewer could see before deletion, "
+        "newest deletion first."
+    )
+    async def deleted_opportunities(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Opportunity]:
+        ctx = info.context
+        page = await rules.recycle_bin(
+            ctx.viewer, page_args(first, after, last, before), ctx.default_page_size,
+            ctx.max_page_size,
+        ).read(ctx.session)
+        return Connection(page=page)

@@ -1480,17 +1480,78 @@ async def test_remove_contact(team, factory, deal, db, client_for):
         REMOVE_CONTACT, {"input": {"opportunityId": gid(deal), "contactId": gid(primary)}}
     )
 
-    # then
+    # then: the remaining contact becomes the primary one
     opp = data["removeOpportunityContact"]["opportunity"]
     assert data["removeOpportunityContact"]["userErrors"] == []
-    assert (opp["contact"], opp["version"]) == (None, 2)
-    assert opp["contacts"] == [{"role": None, "isPrimary": False, "contact": {"lastName": "Other"}}]
+    assert (opp["contact"], opp["version"]) == ({"lastName": "Other"}, 2)
+    assert opp["contacts"] == [{"role": None, "isPrimary": True, "contact": {"lastName": "Other"}}]
     # the contact itself is kept
-    assert (await snapshot(db, deal.id))["contacts"] == [(other.id, None, False)]
+    assert (await snapshot(db, deal.id))["contacts"] == [(other.id, None, True)]
     contacts = await db.scalar(
         select(func.count()).select_from(models.Contact).where(models.Contact.id == primary.id)
     )
     assert contacts == 1
+
+
+async def linked(db: AsyncSession, deal: Any, owner: Any, names: list[str]) -> list[Any]:
+    """Contacts linked to the deal in this order, an hour apart (the first one primary), with
+    ids in the reverse order: the link's age, not the contact's id, says which is older."""
+    contacts = [models.Contact(number=f"CONX{n}", last_name=n, assigned_to_id=owner.id,
+                               created_by_id=owner.id) for n in reversed(names)]
+    db.add_all(contacts)
+    await db.flush()
+    contacts.reverse()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    db.add_all(
+        models.OpportunityContact(opportunity_id=deal.id, contact_id=c.id, is_primary=i == 0,
+                                  created_at=start + dt.timedelta(hours=i))
+        for i, c in enumerate(contacts)
+    )
+    await db.commit()
+    return contacts
+
+
+async def test_removing_the_primary_contact_makes_the_oldest_remaining_link_primary(
+    team, deal, db, client_for
+):
+    # given: First (primary), then Second, then Third; Third has the lowest contact id
+    first, second, third = await linked(db, deal, team["rep"], ["First", "Second", "Third"])
+    assert third.id < second.id < first.id
+    client = await client_for(team["rep"])
+
+    # when
+    data = await client.data(
+        REMOVE_CONTACT, {"input": {"opportunityId": gid(deal), "contactId": gid(first)}}
+    )
+
+    # then
+    opp = data["removeOpportunityContact"]["opportunity"]
+    assert data["removeOpportunityContact"]["userErrors"] == []
+    assert opp["contact"] == {"lastName": "Second"}
+    assert (await snapshot(db, deal.id))["contacts"] == [(third.id, None, False),
+                                                         (second.id, None, True)]
+
+
+async def test_removing_another_contact_or_the_last_one_leaves_the_primary_as_it_is(
+    team, deal, db, client_for
+):
+    # given
+    first, second = await linked(db, deal, team["rep"], ["First", "Second"])
+    client = await client_for(team["rep"])
+
+    # when
+    kept = await client.data(
+        REMOVE_CONTACT, {"input": {"opportunityId": gid(deal), "contactId": gid(second)}}
+    )
+    emptied = await client.data(
+        REMOVE_CONTACT, {"input": {"opportunityId": gid(deal), "contactId": gid(first)}}
+    )
+
+    # then
+    assert kept["removeOpportunityContact"]["opportunity"]["contact"] == {"lastName": "First"}
+    assert emptied["removeOpportunityContact"]["userErrors"] == []
+    assert emptied["removeOpportunityContact"]["opportunity"]["contacts"] == []
+    assert (await snapshot(db, deal.id))["contacts"] == []
 
 
 async def test_remove_contact_refuses_one_that_is_not_linked(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, update
 
 import models
 from resolvers.ids import to_global_id
@@ -72,6 +73,39 @@ query NodesWithRelations($ids: [ID!]!) {
       contacts { contact { lastName } }
       quotes { grandTotal lines { product { name } } }
       stageHistory { toStage { key } changedBy { username } }
+    }
+  }
+}
+"""
+
+RECYCLE_BIN = """
+query RecycleBin($first: Int!) {
+  deletedOpportunities(first: $first) {
+    totalCount
+    edges {
+      cursor
+      node {
+        name deletedAt salesStage { key } assignedTo { username } account { name }
+        contact { lastName } quotes { netTotal lines { netTotal } }
+      }
+    }
+  }
+}
+"""
+
+CONTACTS_WITH_DEALS = """
+query ContactsWithDeals($first: Int!) {
+  contacts(first: $first) {
+    nodes {
+      lastName
+      opportunities(first: 5) {
+        totalCount
+        edges {
+          role
+          isPrimary
+          node { name salesStage { key } assignedTo { username } quotes { netTotal } }
+        }
+      }
     }
   }
 }
@@ -230,3 +264,61 @@ async def test_nodes_with_relations_cost_the_same_for_5_and_50_ids(
     # then
     print(f"nodes: 5 ids → {small}, 50 ids → {large} statements")
     assert small == large
+
+
+@pytest.mark.parametrize("viewer", ["rep", "manager", "admin"])
+async def test_the_recycle_bin_costs_the_same_statements_for_5_and_50_deals(
+    viewer, team, pipeline_data, db, client_for, statements
+):
+    # given: every deal in the bin
+    await db.execute(update(models.Opportunity).values(deleted_at=func.now()))
+    await db.commit()
+    client = await client_for(team[viewer])
+
+    # when
+    small = await count_statements(client, statements, RECYCLE_BIN, {"first": 5})
+    large = await count_statements(client, statements, RECYCLE_BIN, {"first": 50})
+    page = (await client.data(RECYCLE_BIN, {"first": 50}))["deletedOpportunities"]
+
+    # then
+    print(f"recycle bin as {viewer}: first 5 → {small}, first 50 → {large} statements")
+    assert small == large
+    assert page["totalCount"] == {"rep": 60, "manager": 80, "admin": 100}[viewer]
+    assert len(page["edges"]) == 50
+    assert all(e["node"]["deletedAt"] and e["node"]["quotes"] for e in page["edges"])
+
+
+@pytest.mark.parametrize("viewer", ["rep", "manager"])
+async def test_contacts_with_their_deals_cost_the_same_for_2_and_10_contacts(
+    viewer, team, factory, db, client_for, statements
+):
+    # given: 12 contacts of rep, each in 3 deals of rep and 1 of rep2 (one of them primary)
+    deals = await seed_deals(factory, [team["rep"]], 36, accounts=4)
+    deals += await seed_deals(factory, [team["rep2"]], 12, accounts=2)
+    contacts = [await factory.contact(team["rep"], last_name=f"Zeta{i:02}") for i in range(12)]
+    for i, contact in enumerate(contacts):
+        for k, deal in enumerate([*deals[3 * i:3 * i + 3], deals[36 + i]]):
+            db.add(models.OpportunityContact(
+                opportunity_id=deal.id, contact_id=contact.id, role="MANAGER" if k else None,
+            ))
+    await db.commit()
+    client = await client_for(team[viewer])
+    query = CONTACTS_WITH_DEALS.replace("contacts(first: $first)",
+                                        'contacts(first: $first, filter: {search: "zeta"})')
+
+    # when
+    small = await count_statements(client, statements, query, {"first": 2})
+    large = await count_statements(client, statements, query, {"first": 10})
+    page = await client.data(query, {"first": 10})
+
+    # then
+    print(f"contacts as {viewer}: first 2 → {small}, first 10 → {large} statements")
+    assert small == large
+    listed = page["contacts"]["nodes"]
+    assert [c["lastName"] for c in listed] == [f"Zeta{i:02}" for i in range(10)]
+    expected = 4 if viewer == "manager" else 3
+    assert all(c["opportunities"]["totalCount"] == expected for c in listed)
+    assert all(len(c["opportunities"]["edges"]) == expected for c in listed)
+    assert all(e["role"] in ("MANAGER", None) and e["isPrimary"] is False
+               for c in listed for e in c["opportunities"]["edges"])
+

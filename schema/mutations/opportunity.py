@@ -109,6 +109,11 @@ class RestoreOpportunityInput:
 
 
 @strawberry.input
+class PurgeOpportunityInput:
+    id: strawberry.ID
+
+
+@strawberry.input
 class LinkOpportunityToAccountInput:
     opportunity_id: strawberry.ID
     account_id: strawberry.ID
@@ -176,6 +181,12 @@ class DeleteOpportunityPayload:
 
 
 @strawberry.type
+class PurgeOpportunityPayload:
+    purged_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
 class OpportunityMutation:
     @strawberry.mutation
     async def create_opportunity(
@@ -239,6 +250,20 @@ class OpportunityMutation:
             info, lambda: rules.restore_opportunity(ctx.session, ctx.viewer, input.id)
         )
         return RestoreOpportunityPayload(opportunity=opp, user_errors=errors)  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Remove a deal in the recycle bin for good, with its quotes, contact links "
+        "and history (admin only)."
+    )
+    async def purge_opportunity(
+        self, info: Info, input: PurgeOpportunityInput
+    ) -> PurgeOpportunityPayload:
+        ctx = info.context
+        pk, errors = await mutate(
+            info, lambda: rules.purge_opportunity(ctx.session, ctx.viewer, input.id)
+        )
+        purged = None if pk is None else strawberry.ID(to_global_id("Opportunity", pk))
+        return PurgeOpportunityPayload(purged_id=purged, user_errors=errors)
 
     @strawberry.mutation
     async def link_opportunity_to_account(

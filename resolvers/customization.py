@@ -25,6 +25,7 @@ from models.base import utcnow
 from models.customization import FIELD_TYPES
 from resolvers.audit import record_change
 from resolvers.cache import cached, forget
+from resolvers.dates import EARLIEST, LATEST, in_range
 from resolvers.errors import ErrorCode, FieldError, RequestError, ValidationFailed
 from resolvers.permissions import Viewer
 from resolvers.text import escape_like
@@ -81,6 +82,13 @@ async def definition(
 
 class BadValue(ValueError):
     """A value that does not fit its field's type; the message says why."""
+
+
+def _in_range(value: Any) -> Any:
+    try:
+        return in_range(value)
+    except ValueError as bad:
+        raise BadValue(f"is out of range: dates go from {EARLIEST} to {LATEST}") from bad
 
 
 def coerce(d: CustomFieldDefinition, value: Any) -> Any:
@@ -149,9 +157,10 @@ def coerce(d: CustomFieldDefinition, value: Any) -> Any:
         try:
             if not isinstance(value, str) or not ISO_DATE.match(value):
                 raise ValueError(value)
-            return dt.date.fromisoformat(value).isoformat()
+            day = dt.date.fromisoformat(value)
         except ValueError:
             raise BadValue("expects a date like 2027-03-31") from None
+        return _in_range(day).isoformat()
     if t == "DATETIME":
         try:
             if not isinstance(value, str):
@@ -161,7 +170,7 @@ def coerce(d: CustomFieldDefinition, value: Any) -> Any:
             raise BadValue("expects an instant like 2027-03-31T09:00:00+02:00") from None
         if instant.tzinfo is None:
             raise BadValue("needs a time zone offset")
-        return instant.astimezone(dt.UTC).isoformat()
+        return _in_range(instant).astimezone(dt.UTC).isoformat()
     raise BadValue("has an unknown type")  # pragma: no cover
 
 

@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     INACTIVE = "INACTIVE"
     PERMISSION_DENIED = "PERMISSION_DENIED"
     TOO_LARGE = "TOO_LARGE"
+    FIELD_HIDDEN = "FIELD_HIDDEN"
 
 
 @dataclass(frozen=True)

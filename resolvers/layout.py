@@ -69,7 +69,7 @@ STANDARD: dict[str, list[tuple[str, list[FieldSpec]]]] = {
             _f("assignedTo", "Assigned To", "REFERENCE", input="assigned_to_id"),
             _f("lostReason", "Lost Reason", "TEXTAREA"),
             _f("amountSource", "Amount Source", input=RO),
-            _f("actualCloseDate", "Actual Close Date", "DATE", input=RO),
+            _f("actualCloseDate", "Actual Close Date", "DATE"),
         ]),
         ("Description", [_f("description", "Description", "TEXTAREA")]),
     ],
@@ -186,19 +186,51 @@ async def required(session: AsyncSession, entity: str) -> list[FieldSpec]:
     return await cached(session, ("required", entity), load)
 
 
+async def hidden(session: AsyncSession, entity: str) -> list[FieldSpec]:
+    """Writable fields the layout hides; cached for the session."""
+
+    async def load() -> list[FieldSpec]:
+        return [
+            f for block in await layout(session, entity) for f in block.fields
+            if not f.visible and not f.read_only
+        ]
+
+    return await cached(session, ("hidden", entity), load)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _input_name(f: FieldSpec) -> str:
+    assert f.input is not None
+    graphql = f.input if f.input.endswith("_id") else f.key
+    return "".join(w if i == 0 else w.title() for i, w in enumerate(graphql.split("_")))
+
+
 async def enforce(c: Checker, entity: str, data: dict[str, Any], creating: bool) -> None:
     """Refuse a write that leaves a mandatory standard field empty (custom fields are
-    checked with their values)."""
+    checked with their values), or that writes a field the layout hides (FIELD_HIDDEN: a
+    create may leave it empty, an update may not touch it; its stored value stays)."""
     for f in await required(c.session, entity):
         if f.custom or f.always_required or f.key == "assignedTo":
             continue  # checked elsewhere, or always has a value (defaults to the caller)
         assert f.input is not None
-        value = data.get(f.input)
-        missing = value is None or (isinstance(value, str) and not value.strip())
-        if missing and (creating or f.input in data):
-            graphql = f.input if f.input.endswith("_id") else f.key
-            name = "".join(w if i == 0 else w.title() for i, w in enumerate(graphql.split("_")))
-            c.fail(name, f"{f.label} is mandatory in this form.", ErrorCode.REQUIRED)
+        if _empty(data.get(f.input)) and (creating or f.input in data):
+            c.fail(_input_name(f), f"{f.label} is mandatory in this form.", ErrorCode.REQUIRED)
+    custom = [
+        (i, *((item.key, item.value) if hasattr(item, "key") else item))
+        for i, item in enumerate(data.get("custom_fields") or [])
+    ]
+    for f in await hidden(c.session, entity):
+        message = f"{f.label} is hidden in this form, so it cannot be written."
+        if f.custom:
+            for i, key, value in custom:
+                if key == f.key and not (creating and _empty(value)):
+                    c.fail(["customFields", str(i), "key"], message, ErrorCode.FIELD_HIDDEN)
+        elif f.input is not None and f.input in data:
+            if not (creating and _empty(data[f.input])):
+                c.fail(_input_name(f), message, ErrorCode.FIELD_HIDDEN)
 
 
 async def required_custom_keys(session: AsyncSession, entity: str) -> set[str]:

@@ -597,7 +597,7 @@ async def update_opportunity(
     contact = None
     if "contact_id" in data:
         contact = await c.reference("contactId", "Contact", data["contact_id"])
-    if "custom_fields" in data or values:
+    if data:  # the layout's rules (mandatory and hidden fields) hold for every field given
         values["custom_fields"] = await layout.customized(
             c, "OPPORTUNITY", opp.custom_fields, data, creating=False
         )

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import models
-from resolvers.ids import to_global_id
+from resolvers.ids import pk_of, to_global_id
 from tests.conftest import GraphQLClient
 from tests.test_custom_fields import (
     ACTIVATE,
@@ -90,7 +90,7 @@ ALWAYS_REQUIRED = {
     "LEAD": {"lastName", "company"},
 }
 READ_ONLY = {
-    "OPPORTUNITY": {"number", "amountSource", "actualCloseDate"},
+    "OPPORTUNITY": {"number", "amountSource"},
     "ACCOUNT": {"number"},
     "CONTACT": {"number"},
     "LEAD": {"number"},
@@ -352,20 +352,50 @@ async def test_read_only_and_optional_fields_can_be_hidden(admin):
     assert field_of(result, "name")["visible"] is True
 
 
-async def test_a_hidden_field_is_still_accepted_by_the_api(admin):
-    # given: hiding is for forms; integrations may still send the field
-    await set_layout(admin, "OPPORTUNITY", blocks_with(
-        "OPPORTUNITY", nextStep={"visible": False},
-    ))
+async def test_a_hidden_field_is_refused_on_write_and_keeps_its_value(admin, store):
+    # given: a deal with a next step and a region, then both hidden
+    await define(admin, "Region", "PICKLIST", options=REGIONS)
+    deal = (await create(admin, "OPPORTUNITY", [{"key": "cf_region", "value": "North"}],
+                         nextStep="Call"))["opportunity"]
+    arranged = blocks_with("OPPORTUNITY", nextStep={"visible": False})
+    arranged[0]["fields"].append({"key": "cf_region", "visible": False})
+    assert (await set_layout(admin, "OPPORTUNITY", arranged))["userErrors"] == []
 
     # when
-    payload = (await admin.data(CREATE["OPPORTUNITY"].replace("id version", "id nextStep"), {
-        "input": {**MINIMAL["OPPORTUNITY"], "nextStep": "Call"},
-    }))["createOpportunity"]
+    created = await create(admin, "OPPORTUNITY", nextStep="Call again")
+    changed = await update(admin, "OPPORTUNITY", deal["id"], nextStep="Visit")
+    cleared = await update(admin, "OPPORTUNITY", deal["id"], nextStep=None)
+    custom = await update(
+        admin, "OPPORTUNITY", deal["id"], [{"key": "cf_region", "value": "South"}]
+    )
+    # a create may leave a hidden field empty, and other fields stay writable
+    empty = await create(admin, "OPPORTUNITY", nextStep=None)
+    other = await update(admin, "OPPORTUNITY", deal["id"], name="Renamed")
 
     # then
-    assert payload["userErrors"] == []
-    assert payload["opportunity"]["nextStep"] == "Call"
+    assert errors_of(created) == [(["input", "nextStep"], "FIELD_HIDDEN")]
+    assert errors_of(changed) == [(["input", "nextStep"], "FIELD_HIDDEN")]
+    assert errors_of(cleared) == [(["input", "nextStep"], "FIELD_HIDDEN")]
+    assert errors_of(custom) == [(["input", "customFields", "0", "key"], "FIELD_HIDDEN")]
+    assert "hidden" in changed["userErrors"][0]["message"]
+    assert empty["userErrors"] == [] and other["userErrors"] == []
+    assert await store.custom("OPPORTUNITY", deal["id"]) == {"cf_region": "North"}
+    async with store.sessions() as session:
+        row = await session.get(models.Opportunity, int(pk_of(deal["id"], "Opportunity") or 0))
+        assert row is not None and row.next_step == "Call"
+
+
+async def test_a_hidden_field_is_refused_on_other_entities_too(admin):
+    # given
+    await set_layout(admin, "ACCOUNT", blocks_with("ACCOUNT", website={"visible": False}))
+
+    # when
+    refused = await create(admin, "ACCOUNT", website="https://acme.example")
+    allowed = await create(admin, "ACCOUNT", city="Milano")
+
+    # then
+    assert errors_of(refused) == [(["input", "website"], "FIELD_HIDDEN")]
+    assert allowed["userErrors"] == []
 
 
 @pytest.mark.parametrize(
@@ -392,7 +422,7 @@ async def test_a_hidden_field_is_still_accepted_by_the_api(admin):
          [(["input", "blocks", "0", "fields", "0", "visible"], "INVALID")]),
         ([{"label": "A", "fields": [{"key": "number", "required": True}]}],
          [(["input", "blocks", "0", "fields", "0", "required"], "INVALID")]),
-        ([{"label": "A", "fields": [{"key": "actualCloseDate", "required": True}]}],
+        ([{"label": "A", "fields": [{"key": "amountSource", "required": True}]}],
          [(["input", "blocks", "0", "fields", "0", "required"], "INVALID")]),
         ([{"label": "A", "fields": [{"key": "nextStep", "required": True, "visible": False}]}],
          [(["input", "blocks", "0", "fields", "0", "visible"], "INVALID")]),

@@ -228,9 +228,11 @@ async def enforce(c: Checker, entity: str, data: dict[str, Any], creating: bool)
             for i, key, value in custom:
                 if key == f.key and not (creating and _empty(value)):
                     c.fail(["customFields", str(i), "key"], message, ErrorCode.FIELD_HIDDEN)
-        elif f.input is not None and f.input in data:
-            if not (creating and _empty(data[f.input])):
-                c.fail(_input_name(f), message, ErrorCode.FIELD_HIDDEN)
+        elif (
+            f.input is not None and f.input in data
+            and not (creating and _empty(data[f.input]))
+        ):
+            c.fail(_input_name(f), message, ErrorCode.FIELD_HIDDEN)
 
 
 async def required_custom_keys(session: AsyncSession, entity: str) -> set[str]:

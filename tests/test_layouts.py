@@ -22,9 +22,7 @@ from tests.conftest import GraphQLClient
 from tests.test_custom_fields import (
     ACTIVATE,
     CHANGES,
-    CREATE,
     DEACTIVATE,
-    MINIMAL,
     PAYLOAD,
     REGIONS,
     TYPE_NAME,

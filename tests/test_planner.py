@@ -206,8 +206,8 @@ async def deals(team, factory, db) -> dict[str, Any]:
             currency="USD" if i % 4 == 3 else "EUR",
             account_id=account.id if account else None,
             campaign_id=campaign.id if campaign else None,
-            type=[None, "New Business", "Existing Business"][i % 3],
-            lead_source=[None, "Web Site", "Partner", "Trade Show"][i % 4],
+            type=[None, "NEW_BUSINESS", "EXISTING_BUSINESS"][i % 3],
+            lead_source=[None, "WEB_SITE", "PARTNER", "TRADE_SHOW"][i % 4],
             next_step="Call back" if i % 5 == 0 else None,
             description="Long\nmulti-line \"quoted\" text ✓" if i % 7 == 0 else None,
             lost_reason="Price" if stage == "CLOSED_LOST" else None,
@@ -300,7 +300,7 @@ INTERFACES = {"Opportunity": "Node", "User": "Node", "Account": "Node", "Campaig
               "Quote": "Node", "Product": "Node", "Contact": "Node"}
 
 STAGE_KEYS = ["PROSPECTING", "QUALIFICATION", "NEEDS_ANALYSIS", "PROPOSAL_PRICE_QUOTE",
-              "NEGOTIATION_REVIEW", "CLOSED_WON", "CLOSED_LOST", "NO_SUCH_STAGE"]
+              "NEGOTIATION_REVIEW", "CLOSED_WON", "CLOSED_LOST"]
 ORDER_FIELDS = ["NAME", "AMOUNT", "EXPECTED_CLOSE_DATE", "PROBABILITY", "WEIGHTED_AMOUNT",
                 "CREATED_AT", "UPDATED_AT"]
 CATEGORIES = ["PIPELINE", "BEST_CASE", "COMMIT", "CLOSED", "OMITTED"]
@@ -489,8 +489,11 @@ class QueryGenerator:
             "search": lambda: self.rng.choice(["alpha", "DEAL", "POT", "ps", "zzz", "é"]),
             "expectedCloseDateFrom": lambda: self.day(-30, 5),
             "expectedCloseDateTo": lambda: self.day(0, 60),
-            "type": lambda: self.rng.choice(["New Business", "Existing Business"]),
-            "leadSource": lambda: self.rng.choice(["Web Site", "Partner", "Cold Call"]),
+            "type": lambda: self.rng.choice(["NEW_BUSINESS", "EXISTING_BUSINESS"]),
+            "leadSource": lambda: self.rng.choice(["WEB_SITE", "PARTNER", "COLD_CALL"]),
+            "isOverdue": lambda: self.chance(0.5),
+            "lostReason": lambda: self.rng.choice(["price", "rival"]),
+            "actualCloseDateFrom": lambda: self.day(-30, 0),
         }
         keys = self.rng.sample(sorted(options), self.rng.randint(1, 2))
         return {key: options[key]() for key in keys}

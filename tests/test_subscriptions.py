@@ -493,6 +493,31 @@ async def test_quote_sync_and_imports_publish_too(
     ]
 
 
+async def test_an_import_that_reassigns_a_deal_away_sends_removed(
+    team, factory, db, subscriber, sessions
+):
+    # given: rep follows their deal "Imported"; the admin's CSV hands it to other_rep
+    deal = await factory.opportunity(team["rep"], "Imported")
+    await db.commit()
+    listening = await subscriber(team["rep"])
+    async with sessions() as session:
+        admin = await load_viewer(session, team["admin"], "PRIVATE")
+    csv = "Opportunity Name,Assigned To,Expected Close Date,Sales Stage\n"
+    csv += "Imported,other_rep,2031-01-01,Prospecting\n"
+
+    # when
+    report = await importing.import_opportunities(
+        sessions, admin, csv.encode(),
+        importing.Options(duplicates="overwrite", match=("name",)),
+    )
+
+    # then
+    assert report.updated == 1, report
+    removed = await next_event(listening)
+    assert (removed["type"], removed["opportunityId"]) == ("REMOVED", gid(deal))
+    await listening.nothing()
+
+
 async def test_a_dry_run_import_publishes_nothing(team, db, subscriber, sessions):
     # given
     listening = await subscriber(team["rep"])

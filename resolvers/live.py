@@ -9,6 +9,7 @@ name a deal the client does not show (one its filter never selected): ignore it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
@@ -47,7 +48,7 @@ async def watch(
     """The events a subscriber may see, with the deal read through `session` with the
     subscriber's current visibility and filter; a deal that left them comes as a REMOVED
     event without the deal. The session holds no connection between events."""
-    shown: set[int] = set()  # deals this subscription sent and has not removed since
+    shown = Shown()
     async with live.broker.subscribe() as subscription:
         while True:
             await session.close()  # the previous event has been sent: release its connection
@@ -72,7 +73,30 @@ async def watch(
                 yield replace(event, type="REMOVED"), None, viewer
 
 
-def left(event: Event, viewer: Viewer, shown: set[int]) -> bool:
+class Shown:
+    """The deals a subscription has sent and not removed since, the latest LIMIT of them
+    (a long-lived subscription of a large organisation must not grow without bound; a
+    deal forgotten here still gets its REMOVED when it is reassigned away)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[int, None] = OrderedDict()
+
+    def add(self, pk: int) -> None:
+        self._ids[pk] = None
+        self._ids.move_to_end(pk)
+        if len(self._ids) > self.LIMIT:
+            self._ids.popitem(last=False)
+
+    def discard(self, pk: int) -> None:
+        self._ids.pop(pk, None)
+
+    def __contains__(self, pk: object) -> bool:
+        return pk in self._ids
+
+
+def left(event: Event, viewer: Viewer, shown: Shown) -> bool:
     """Whether a deal the subscriber is no longer sent (`event` was not for them) was
     theirs to see before: sent to them already, or reassigned away from an owner whose
     deals they may read."""

@@ -36,6 +36,7 @@ from models.base import utcnow
 from resolvers import importing
 from resolvers.events import Event
 from resolvers.ids import to_global_id
+from resolvers.live import Shown
 from resolvers.permissions import load_viewer
 from server.app import create_app
 
@@ -545,6 +546,18 @@ def test_an_event_travels_with_its_previous_owner_and_bad_ones_are_refused() -> 
                 {"type": "UPDATED"}):
         with pytest.raises(ValueError):
             Event.decode(raw)  # type: ignore[arg-type]
+
+
+@pytest.mark.no_database
+def test_a_subscription_remembers_the_latest_deals_it_sent(monkeypatch) -> None:
+    monkeypatch.setattr(Shown, "LIMIT", 2)
+    shown = Shown()
+
+    for pk in (1, 2, 1, 3):  # 1 sent again: 2 is now the oldest
+        shown.add(pk)
+    shown.discard(3)
+
+    assert [pk for pk in (1, 2, 3) if pk in shown] == [1]
 
 
 # --- the connection -----------------------------------------------------------------------

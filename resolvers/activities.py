@@ -1,8 +1,11 @@
 """Communication on records: activities (calls, meetings, tasks, emails) and comments.
 
-An activity relates to one or more opportunities, accounts, contacts or leads and is
-visible when any of them is visible (and not deleted); creating one takes edit rights on
-every record it relates to, changing, completing or deleting it edit rights on one of them.
+An activity relates to one or more opportunities, accounts, contacts or leads. It is visible
+to whoever may read its assignee's records (the assignee, their managers, admins; everyone
+under PUBLIC sharing) and through any record it relates to that is visible (and not
+deleted). Creating one takes edit rights on every record it relates to; changing,
+completing or deleting it takes edit rights on its assignee's records (the assignee and
+their managers, as in vtiger's Calendar) or on one of its records.
 A comment sits on one record and is visible with it; writing one takes edit rights on the
 record, changing its text is for its author alone, deleting it for its author or an admin.
 """
@@ -13,7 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Activity, ActivityLink, Comment
@@ -22,7 +25,7 @@ from models.dealroom import ACTIVITY_TYPES
 from resolvers import links
 from resolvers.errors import ErrorCode
 from resolvers.ids import from_global_id, pk_of
-from resolvers.permissions import Viewer
+from resolvers.permissions import Viewer, readable
 from resolvers.validation import Checker
 
 STATUSES = ("PLANNED", "COMPLETED", "CANCELLED")
@@ -32,11 +35,15 @@ COMMENT_LIMIT = 10_000
 
 
 def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
+    """The one visibility rule of activities, for every path (lists, node, counts)."""
     return [
         Activity.deleted_at.is_(None),
-        exists().where(
-            ActivityLink.activity_id == Activity.id,
-            links.names_visible(ActivityLink.entity, ActivityLink.record_id, viewer),
+        or_(
+            readable(Activity.assigned_to_id, viewer),
+            exists().where(
+                ActivityLink.activity_id == Activity.id,
+                links.names_visible(ActivityLink.entity, ActivityLink.record_id, viewer),
+            ),
         ),
     ]
 

@@ -8,7 +8,9 @@ connection that LISTENs and hands what it hears to its own subscribers. On SQLit
 the subscribers of this process only.
 
 An event carries the deal's id, never its data: each subscriber reads the deal again with its
-own visibility (and the filter it gave) before anything is sent to it.
+own visibility (and the filter it gave) before anything is sent to it. A write that reassigns
+the deal also carries its previous assignee, so that a subscriber who could see the deal
+before is told it left (REMOVED, resolvers/live.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ WEIGHT = {"UPDATED": 0, "STAGE_CHANGED": 1, "RESTORED": 2, "DELETED": 3, "CREATE
 CHANNEL = "dealgraph_events"
 PAYLOAD_LIMIT = 7000  # bytes; PostgreSQL refuses a NOTIFY payload of 8000 or more
 PENDING = "dealgraph.events"  # session.info: events recorded, not yet committed
+OWNERS = "dealgraph.owners"  # session.info: deal id → assignee when loaded for a change
 BROKER = "dealgraph.broker"  # session.info (from the session factory): this process's broker
 
 
@@ -46,16 +49,21 @@ class Event:
     type: str
     opportunity_id: int
     occurred_at: dt.datetime
+    previous_owner_id: int | None = None  # set when the write reassigned the deal
 
     def encode(self) -> list[Any]:
-        return [self.type, self.opportunity_id, self.occurred_at.isoformat()]
+        raw = [self.type, self.opportunity_id, self.occurred_at.isoformat()]
+        return raw if self.previous_owner_id is None else [*raw, self.previous_owner_id]
 
     @classmethod
     def decode(cls, raw: list[Any]) -> Event:
-        kind, pk, at = raw
-        if kind not in WEIGHT or not isinstance(pk, int):
+        if not isinstance(raw, list) or len(raw) not in (3, 4):
             raise ValueError(f"not an event: {raw!r}")
-        return cls(kind, pk, dt.datetime.fromisoformat(at))
+        kind, pk, at, *rest = raw
+        previous = rest[0] if rest else None
+        if kind not in WEIGHT or not isinstance(pk, int) or not isinstance(previous, int | None):
+            raise ValueError(f"not an event: {raw!r}")
+        return cls(kind, pk, dt.datetime.fromisoformat(at), previous)
 
 
 # --- recording and publishing ---------------------------------------------------------------
@@ -71,16 +79,29 @@ def record(session: AsyncSession, kind: str, opp: Opportunity) -> None:
         pending[id(opp)] = (kind, opp, utcnow())
 
 
+def loaded(session: AsyncSession, opp: Opportunity) -> None:
+    """Note the deal's assignee as this transaction first loads it for a change (called by
+    history.remember, which every path that changes a deal calls first)."""
+    session.info.setdefault(OWNERS, {}).setdefault(opp.id, opp.assigned_to_id)
+
+
 def discard(session: AsyncSession) -> None:
-    """Forget the events of a transaction that is rolled back."""
+    """Forget the events of a transaction that is rolled back (or has been published)."""
     session.info.pop(PENDING, None)
+    session.info.pop(OWNERS, None)
 
 
 def _pending(session: AsyncSession) -> list[Event]:
     found = session.info.get(PENDING) or {}
-    return [
-        Event(kind, opp.id, at) for kind, opp, at in found.values() if opp.id is not None
-    ]
+    owners: dict[int, int] = session.info.get(OWNERS) or {}
+    events = []
+    for kind, opp, at in found.values():
+        if opp.id is None:
+            continue
+        before = owners.get(opp.id)
+        moved = before is not None and before != opp.assigned_to_id
+        events.append(Event(kind, opp.id, at, before if moved else None))
+    return events
 
 
 def _payloads(events: list[Event]) -> Iterable[str]:

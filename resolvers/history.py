@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import FieldChange, Opportunity
 from models.base import utcnow
+from resolvers import events
 from resolvers.cache import store
 from resolvers.ids import to_global_id
 
@@ -52,8 +53,10 @@ def shown(field: str, value: Any) -> Any:
 
 
 def remember(session: AsyncSession, opp: Opportunity) -> None:
-    """Note a deal's tracked values when it is loaded for a change."""
+    """Note a deal's tracked values when it is loaded for a change (and, for its live
+    events, its assignee before the change)."""
     store(session)[("history", opp.id)] = _values(opp)
+    events.loaded(session, opp)
 
 
 def set_source(session: AsyncSession, source: str) -> None:

@@ -1,9 +1,11 @@
 """The records that documents, activities and comments hang on: opportunities, accounts,
 contacts and leads, named in the link tables by an entity code and a primary key.
 
-The deal room's one visibility rule lives here: a document or an activity is visible when
-any record it is linked to is visible (and not deleted); a comment when its record is. So
-is its editing rule: changing or deleting one takes edit rights on a record it is linked to.
+The deal room's visibility rule lives here: a document or an activity is visible when any
+record it is linked to is visible (and not deleted); a comment when its record is (an
+activity is also visible through its assignee: resolvers/activities.py). So is its editing
+rule: changing or deleting one takes edit rights on a record it is linked to, or, for one
+that has an owner (an activity's assignee), edit rights on its owner's records.
 """
 
 from __future__ import annotations
@@ -137,7 +139,9 @@ async def load_for_edit(
     c: Checker, type_name: str, link: Any, owner_column: Any, global_id: str, field: FieldPath
 ) -> Any:
     """A document or activity (`type_name`) that the viewer may see (NOT_FOUND otherwise)
-    and change (PERMISSION_DENIED otherwise), locked; None after a failure noted in `c`."""
+    and change (PERMISSION_DENIED otherwise), locked; None after a failure noted in `c`.
+    The viewer may change it when they may edit its owner's records (an activity's
+    assignee and their managers) or a record it is linked to."""
     from resolvers.records import KINDS  # records imports the deal room modules
 
     kind = KINDS[type_name]
@@ -155,11 +159,13 @@ async def load_for_edit(
     if row is None:
         c.fail(field, f"No {label} with id {global_id!r}.", ErrorCode.NOT_FOUND)
         return None
-    if not await editable_link(c.session, c.viewer, link, owner_column, row.id):
+    owns = kind.owner is not None and c.viewer.can_edit_owner(getattr(row, kind.owner.key))
+    if not owns and not await editable_link(c.session, c.viewer, link, owner_column, row.id):
+        whose = "it is not assigned to you or your team, and " if kind.owner is not None else ""
         c.fail(
             field,
-            f"You may see this {label} but not change it: you may change none of the records "
-            "it is linked to.",
+            f"You may see this {label} but not change it: {whose}you may change none of the "
+            "records it is linked to.",
             ErrorCode.PERMISSION_DENIED,
         )
         return None

@@ -94,9 +94,14 @@ async def _lines(c: Checker, lines: list[LineInput] | None) -> list[QuoteLine]:
 
 
 async def _synced_quote(session: AsyncSession, opportunity_id: int) -> Quote | None:
-    stmt = select(Quote).where(
-        Quote.opportunity_id == opportunity_id, Quote.is_synced.is_(True),
-        Quote.deleted_at.is_(None),
+    """The deal's synced quote as committed (read under the deal's lock)."""
+    stmt = (
+        select(Quote)
+        .where(
+            Quote.opportunity_id == opportunity_id, Quote.is_synced.is_(True),
+            Quote.deleted_at.is_(None),
+        )
+        .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).first()
 
@@ -128,23 +133,37 @@ async def _set_sync(
 async def _quote_for_edit(
     session: AsyncSession, viewer: Viewer, global_id: str, field: str = "id"
 ) -> tuple[Quote, Opportunity]:
-    """A quote whose deal the viewer may edit (NOT_FOUND when they may not see it)."""
+    """A quote whose deal the viewer may edit (NOT_FOUND when they may not see it), read
+    once the deal is locked: every write to a deal's quotes holds that lock, so what is
+    read here (isSynced above all) stays true until this transaction ends."""
     c = Checker(session, viewer)
     pk = pk_of(global_id, "Quote")
-    quote = None
+    # A quote never moves to another deal, so its deal can be found before the lock.
+    deal_id = None
     if pk is not None:
         visible_deals = select(Opportunity.id).where(*opportunity.visible_conditions(viewer))
-        stmt = select(Quote).where(
-            Quote.id == pk, Quote.deleted_at.is_(None), Quote.opportunity_id.in_(visible_deals)
+        deal_id = await session.scalar(
+            select(Quote.opportunity_id).where(
+                Quote.id == pk, Quote.deleted_at.is_(None),
+                Quote.opportunity_id.in_(visible_deals),
+            )
         )
-        quote = (await session.scalars(stmt)).first()
+    opp: Opportunity | None = None
+    quote: Quote | None = None
+    if deal_id is not None:
+        opp = await opportunity.load_for_edit(
+            session, viewer, to_global_id("Opportunity", deal_id), field=field
+        )
+        stmt = (
+            select(Quote)
+            .where(Quote.id == pk, Quote.deleted_at.is_(None))
+            .execution_options(populate_existing=True)
+        )
+        quote = (await session.scalars(stmt)).first()  # gone if deleted while we waited
     if quote is None:
         c.fail(field, f"No quote with id {global_id!r}.", ErrorCode.NOT_FOUND)
     c.done()
-    assert quote is not None
-    opp = await opportunity.load_for_edit(
-        session, viewer, to_global_id("Opportunity", quote.opportunity_id), field=field
-    )
+    assert quote is not None and opp is not None
     return quote, opp
 
 

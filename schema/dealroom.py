@@ -254,7 +254,10 @@ class DealRoomQuery:
             list_filter("Document", filter), order_by,
         )
 
-    @strawberry.field(description="Activities the viewer may see (about a record they may see).")
+    @strawberry.field(
+        description="Activities the viewer may see: assigned to someone whose records they "
+        "may read (themselves, their team), or about a record they may see."
+    )
     async def activities(
         self,
         info: Info,

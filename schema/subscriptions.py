@@ -11,6 +11,7 @@ import strawberry
 
 from resolvers import live
 from resolvers.errors import RequestError
+from resolvers.ids import to_global_id
 from resolvers.loaders import Loaders
 from resolvers.opportunity import OpportunityFilter as OpportunityFilterRules
 from resolvers.opportunity import check_keys
@@ -25,13 +26,20 @@ class OpportunityEventType(Enum):
     STAGE_CHANGED = "STAGE_CHANGED"
     DELETED = "DELETED"
     RESTORED = "RESTORED"
+    REMOVED = strawberry.enum_value(
+        "REMOVED",
+        description="The deal left the subscriber's view (reassigned away, or no longer "
+        "matching the filter): drop it. Only its id comes with it.",
+    )
 
 
 @strawberry.type(description="Something happened to a deal.")
 class OpportunityEvent:
     type: OpportunityEventType
-    opportunity: Opportunity = strawberry.field(
-        description="The deal as it is now (for DELETED: in the recycle bin)."
+    opportunity_id: strawberry.ID = strawberry.field(description="The deal's id (every event).")
+    opportunity: Opportunity | None = strawberry.field(
+        description="The deal as it is now (for DELETED: in the recycle bin); null for "
+        "REMOVED."
     )
     occurred_at: dt.datetime
 
@@ -42,7 +50,8 @@ class OpportunitySubscription:
         description="Deals created, updated, moved between stages, deleted and restored, as "
         "they happen: only deals the viewer may see (checked again for every event) that "
         "match the filter. One event per deal and write (STAGE_CHANGED covers the update "
-        "it came with). Over the WebSocket on /graphql (graphql-transport-ws), "
+        "it came with); REMOVED, with the id only, when a deal the subscriber could see "
+        "leaves their view. Over the WebSocket on /graphql (graphql-transport-ws), "
         'authenticated by connection_init {"Authorization": "Bearer <token>"}.'
     )
     async def opportunity_events(
@@ -69,6 +78,7 @@ async def _events(
         ctx.loaders = Loaders(ctx.session, viewer, ctx.default_page_size, ctx.max_page_size)
         yield OpportunityEvent(
             type=OpportunityEventType(event.type),
+            opportunity_id=strawberry.ID(to_global_id("Opportunity", event.opportunity_id)),
             opportunity=deal,  # type: ignore[arg-type]
             occurred_at=event.occurred_at,
         )

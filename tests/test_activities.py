@@ -427,21 +427,168 @@ async def test_an_activity_is_visible_through_any_visible_record(
         assert listed["activities"]["nodes"] == [{"subject": "Shared call"}]
 
 
-async def test_an_activity_about_a_deleted_record_only_is_not_visible(
-    team, shared_activity, client_for, db
+async def test_an_activity_about_a_deleted_record_only_is_not_visible_through_it(
+    team, records, client_for, factory, db
 ):
-    # given
-    deal = await db.get(models.Opportunity, shared_activity["deal"].id)
+    # given: other_rep's call, about rep's deal alone
+    call = models.Activity(type="CALL", subject="Their call", assigned_to_id=team["other_rep"].id,
+                           created_by_id=team["other_rep"].id)
+    db.add(call)
+    await db.flush()
+    db.add(models.ActivityLink(activity_id=call.id, entity="OPPORTUNITY",
+                               record_id=records["deal"].id))
+    await db.commit()
+    rep = await client_for(team["rep"])
+    seen = await rep.data(ACTIVITY, {"id": gid(call)})
+    deal = await db.get(models.Opportunity, records["deal"].id)
     assert deal is not None
     deal.deleted_at = utcnow()
     await db.commit()
-    client = await client_for(team["rep"])
 
     # when
-    node = await client.data(ACTIVITY, {"id": gid(shared_activity["activity"])})
+    node = await rep.data(ACTIVITY, {"id": gid(call)})
+    assignee = await (await client_for(team["other_rep"])).data(ACTIVITY, {"id": gid(call)})
+
+    # then: rep saw it through the deal only; its assignee still does
+    assert seen["node"]["subject"] == "Their call"
+    assert node["node"] is None
+    assert assignee["node"]["subject"] == "Their call"
+    assert assignee["node"]["relatedTo"] == []
+
+
+@pytest.fixture
+async def colleagues_deal_activity(team, records, db) -> dict[str, Any]:
+    """rep2's call about other_rep's deal alone (rep2 may not see that deal), and rep's call
+    about rep's deal (a positive control: what rep does see)."""
+    theirs = models.Activity(type="CALL", subject="Colleague call",
+                             assigned_to_id=team["rep2"].id, created_by_id=team["other_rep"].id)
+    mine = models.Activity(type="CALL", subject="Rep call", assigned_to_id=team["rep"].id,
+                           created_by_id=team["rep"].id)
+    db.add_all([theirs, mine])
+    await db.flush()
+    db.add_all([
+        models.ActivityLink(activity_id=theirs.id, entity="OPPORTUNITY",
+                            record_id=records["foreign"].id),
+        models.ActivityLink(activity_id=mine.id, entity="OPPORTUNITY",
+                            record_id=records["deal"].id),
+    ])
+    await db.commit()
+    return {**records, "activity": theirs, "control": mine}
+
+
+NODES = f"""
+query Nodes($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Activity {{ {ACTIVITY_FIELDS} }} }} }}
+"""
+
+
+@pytest.mark.parametrize(("viewer", "visible", "related"), [
+    ("rep2", ["Colleague call"], []),  # the assignee
+    ("manager", ["Colleague call", "Rep call"], []),  # the assignee's manager
+    ("other_rep", ["Colleague call"], ["Opportunity"]),  # through the deal
+    ("admin", ["Colleague call", "Rep call"], ["Opportunity"]),
+    ("rep", ["Rep call"], None),  # a colleague: neither assignee, manager nor on the deal
+])
+async def test_an_activity_is_visible_to_its_assignee_and_their_managers(
+    viewer, visible, related, team, colleagues_deal_activity, client_for
+):
+    # given
+    client = await client_for(team[viewer])
+    activity_id = gid(colleagues_deal_activity["activity"])
+    deal_id = gid(colleagues_deal_activity["foreign"])
+
+    # when
+    node = await client.data(ACTIVITY, {"id": activity_id})
+    nodes = await client.data(NODES, {"ids": [activity_id]})
+    listed = await client.data(ROOT_ACTIVITIES)
+    by_owner = await client.data(
+        ROOT_ACTIVITIES, {"filter": {"assignedTo": [gid(team["rep2"])]}}
+    )
+    on_deal = await client.data(ACTIVITIES_OF, {"id": deal_id})
 
     # then
-    assert node["node"] is None
+    assert sorted(n["subject"] for n in listed["activities"]["nodes"]) == visible
+    assert listed["activities"]["totalCount"] == len(visible)
+    if related is None:
+        assert node["node"] is None
+        assert nodes["nodes"] == [None]
+        assert by_owner["activities"] == {"totalCount": 0, "nodes": []}
+    else:
+        assert node["node"]["subject"] == "Colleague call"
+        assert node["node"]["assignedTo"] == {"username": "rep2"}
+        assert [r["__typename"] for r in node["node"]["relatedTo"]] == related
+        assert nodes["nodes"] == [node["node"]]
+        assert by_owner["activities"] == {"totalCount": 1, "nodes": [{"subject": "Colleague call"}]}
+    # the deal room shows the deal's activities to whoever sees the deal, and only to them
+    if related:
+        assert on_deal["node"]["activities"]["nodes"] == [
+            {"id": activity_id, "subject": "Colleague call", "status": "PLANNED"}
+        ]
+    else:
+        assert on_deal["node"] is None
+
+
+async def test_under_public_sharing_every_activity_is_readable(
+    team, colleagues_deal_activity, public_client_for
+):
+    client = await public_client_for(team["rep"])
+
+    listed = await client.data(ROOT_ACTIVITIES)
+
+    assert sorted(n["subject"] for n in listed["activities"]["nodes"]) == [
+        "Colleague call", "Rep call"
+    ]
+
+
+@pytest.mark.parametrize("mutation", ["update", "complete", "delete"])
+@pytest.mark.parametrize(("viewer", "expected"), [
+    ("rep2", []),  # the assignee, who may change none of its records
+    ("manager", []),  # the assignee's manager
+    ("rep", [("id", "NOT_FOUND")]),  # a colleague who cannot see it
+])
+async def test_the_assignee_and_their_managers_change_the_activity(
+    mutation, viewer, expected, team, colleagues_deal_activity, client_for, db
+):
+    # given
+    activity = colleagues_deal_activity["activity"]
+    pk, activity_id = activity.id, gid(activity)
+    requests = {
+        "update": (UPDATE, {"input": {"id": activity_id, "subject": "Call them back"}}),
+        "complete": (COMPLETE, {"id": activity_id}),
+        "delete": (DELETE, {"id": activity_id}),
+    }
+    query, variables = requests[mutation]
+
+    # when
+    result = await (await client_for(team[viewer])).data(query, variables)
+
+    # then
+    assert errors_of(result) == expected
+    db.expire_all()
+    stored = await db.get(models.Activity, pk)
+    assert stored is not None
+    changed = {
+        "update": stored.subject == "Call them back",
+        "complete": stored.status == "COMPLETED" and stored.completed_at is not None,
+        "delete": stored.deleted_at is not None,
+    }[mutation]
+    assert changed is (expected == [])
+
+
+async def test_under_public_sharing_one_who_only_reads_the_activity_may_not_complete_it(
+    team, colleagues_deal_activity, public_client_for, db
+):
+    # given: rep reads everything, but is neither the assignee, their manager nor may
+    # change the deal
+    client = await public_client_for(team["rep"])
+    activity = colleagues_deal_activity["activity"]
+
+    # when
+    result = await client.data(COMPLETE, {"id": gid(activity)})
+
+    # then
+    assert errors_of(result) == [("id", "PERMISSION_DENIED")]
+    stored = await db.get(models.Activity, activity.id)
+    assert stored is not None and stored.status == "PLANNED"
 
 
 async def test_replacing_related_records_keeps_links_one_may_not_see(

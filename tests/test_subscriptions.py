@@ -6,6 +6,10 @@ one server process reaches the subscribers of another (LISTEN/NOTIFY).
 
 The WebSocket client here runs the ASGI app in the test's own event loop (the app's database
 connections belong to it); the cross-process test talks to a real `dealgraph serve`.
+
+A deal that leaves a subscriber's view comes to them once as REMOVED with its id only
+(issue 13, defect 7): reassigned away from an owner whose deals they may read, or no longer
+matching once the subscription had sent it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -29,7 +34,9 @@ from sqlalchemy import update
 import models
 from models.base import utcnow
 from resolvers import importing
+from resolvers.events import Event
 from resolvers.ids import to_global_id
+from resolvers.live import Shown
 from resolvers.permissions import load_viewer
 from server.app import create_app
 
@@ -38,7 +45,7 @@ PROTOCOL = "graphql-transport-ws"
 EVENTS = """
 subscription Events($filter: OpportunityFilter) {
   opportunityEvents(filter: $filter) {
-    type occurredAt
+    type occurredAt opportunityId
     opportunity { id name version salesStage { key } assignedTo { username } }
   }
 }
@@ -250,6 +257,7 @@ async def test_every_kind_of_event(team, factory, db, client_for, subscriber):
         ("DELETED", deal_id, 4), ("RESTORED", deal_id, 5),
     ]
     assert [e["occurredAt"] for e in seen] == sorted(e["occurredAt"] for e in seen)
+    assert all(e["opportunityId"] == e["opportunity"]["id"] for e in seen)
 
 
 async def test_events_keep_their_order_and_show_the_deal_as_it_is_now(
@@ -327,8 +335,112 @@ async def test_visibility_is_checked_again_for_every_event(
     await admin.data(UPDATE, {"input": {"id": gid(deal), "assignedToId": gid(team["other_rep"])}})
     await admin.data(UPDATE, {"input": {"id": gid(deal), "amount": "99"}})
 
-    # then
+    # then: the rep hears that it left (its id only), once, and nothing of it since
+    assert await next_event(listening) == {
+        "type": "REMOVED", "occurredAt": ANY, "opportunityId": gid(deal), "opportunity": None,
+    }
     await listening.nothing()
+
+
+# --- leaving a subscriber's view: REMOVED -------------------------------------------------
+
+
+async def test_a_deal_reassigned_away_is_removed_for_those_who_saw_it(
+    team, factory, db, client_for, subscriber
+):
+    # given: rep's deal; rep and manager see it, other_rep (the new owner) will, and
+    # rep2 (rep's colleague) never does but follows a deal of their own
+    deal = await factory.opportunity(team["rep"], "Handed over")
+    own = await factory.opportunity(team["rep2"], "Rep2 deal")
+    await db.commit()
+    old_owner = await subscriber(team["rep"])
+    manager = await subscriber(team["manager"])
+    new_owner = await subscriber(team["other_rep"])
+    colleague = await subscriber(team["rep2"])
+    admin = await client_for(team["admin"])
+
+    # when: the admin hands the deal to another team, then rep2's deal changes
+    await admin.data(UPDATE, {"input": {"id": gid(deal), "assignedToId": gid(team["other_rep"])}})
+    await admin.data(UPDATE, {"input": {"id": gid(own), "amount": "5"}})
+
+    # then
+    for listening in (old_owner, manager):
+        removed = await next_event(listening)
+        assert (removed["type"], removed["opportunityId"], removed["opportunity"]) == (
+            "REMOVED", gid(deal), None
+        )
+    arrived = await next_event(new_owner)
+    assert (arrived["type"], arrived["opportunityId"]) == ("UPDATED", gid(deal))
+    assert arrived["opportunity"]["assignedTo"] == {"username": "other_rep"}
+    # rep2 hears nothing of the deal they never saw, but does hear of their own (control)
+    control = await next_event(colleague)
+    assert (control["type"], control["opportunity"]["name"]) == ("UPDATED", "Rep2 deal")
+    assert (await next_event(manager))["opportunity"]["name"] == "Rep2 deal"
+    for listening in (old_owner, new_owner, colleague, manager):
+        await listening.nothing()
+
+
+async def test_a_deal_reassigned_within_a_managers_team_stays_for_the_manager(
+    team, factory, db, client_for, subscriber
+):
+    # given
+    deal = await factory.opportunity(team["rep"], "Within the team")
+    await db.commit()
+    old_owner = await subscriber(team["rep"])
+    manager = await subscriber(team["manager"])
+    manager_client = await client_for(team["manager"])
+
+    # when: the manager hands it from rep to rep2
+    await manager_client.data(
+        UPDATE, {"input": {"id": gid(deal), "assignedToId": gid(team["rep2"])}}
+    )
+
+    # then: still the manager's to see; gone for rep
+    kept = await next_event(manager)
+    assert (kept["type"], kept["opportunity"]["assignedTo"]) == ("UPDATED", {"username": "rep2"})
+    assert (await next_event(old_owner))["type"] == "REMOVED"
+    await manager.nothing()
+
+
+async def test_a_deal_that_leaves_the_filter_is_removed(team, factory, db, client_for, subscriber):
+    # given: a board of the Qualification column
+    moving = await factory.opportunity(team["rep"], "Moving on", "PROSPECTING")
+    never = await factory.opportunity(team["rep"], "Never there", "PROSPECTING")
+    await db.commit()
+    board = await subscriber(team["rep"], {"filter": {"stage": ["QUALIFICATION"]}})
+    rep = await client_for(team["rep"])
+
+    # when: one deal enters the column, then leaves it; another moves outside it
+    await rep.data(CHANGE_STAGE, {"input": {"id": gid(moving), "stage": "QUALIFICATION"}})
+    entered = await next_event(board)
+    await rep.data(CHANGE_STAGE, {"input": {"id": gid(moving), "stage": "NEEDS_ANALYSIS"}})
+    await rep.data(CHANGE_STAGE, {"input": {"id": gid(never), "stage": "NEEDS_ANALYSIS"}})
+    await rep.data(UPDATE, {"input": {"id": gid(moving), "amount": "7"}})
+
+    # then: the deal that was sent is removed once; the other is never mentioned
+    assert (entered["type"], entered["opportunityId"]) == ("STAGE_CHANGED", gid(moving))
+    left = await next_event(board)
+    assert (left["type"], left["opportunityId"], left["opportunity"]) == (
+        "REMOVED", gid(moving), None
+    )
+    await board.nothing()
+
+
+async def test_a_deal_reassigned_out_of_an_owner_filter_is_removed(
+    team, factory, db, client_for, subscriber
+):
+    # given: the manager follows rep's deals only (a deal they may keep seeing)
+    deal = await factory.opportunity(team["rep"], "Rep's")
+    await db.commit()
+    board = await subscriber(team["manager"], {"filter": {"assignedTo": [gid(team["rep"])]}})
+    admin = await client_for(team["admin"])
+
+    # when
+    await admin.data(UPDATE, {"input": {"id": gid(deal), "assignedToId": gid(team["rep2"])}})
+
+    # then
+    assert (await next_event(board))["type"] == "REMOVED"
+    await board.nothing()
 
 
 async def test_the_filter_picks_the_events(team, factory, db, client_for, subscriber):
@@ -382,6 +494,31 @@ async def test_quote_sync_and_imports_publish_too(
     ]
 
 
+async def test_an_import_that_reassigns_a_deal_away_sends_removed(
+    team, factory, db, subscriber, sessions
+):
+    # given: rep follows their deal "Imported"; the admin's CSV hands it to other_rep
+    deal = await factory.opportunity(team["rep"], "Imported")
+    await db.commit()
+    listening = await subscriber(team["rep"])
+    async with sessions() as session:
+        admin = await load_viewer(session, team["admin"], "PRIVATE")
+    csv = "Opportunity Name,Assigned To,Expected Close Date,Sales Stage\n"
+    csv += "Imported,other_rep,2031-01-01,Prospecting\n"
+
+    # when
+    report = await importing.import_opportunities(
+        sessions, admin, csv.encode(),
+        importing.Options(duplicates="overwrite", match=("name",)),
+    )
+
+    # then
+    assert report.updated == 1, report
+    removed = await next_event(listening)
+    assert (removed["type"], removed["opportunityId"]) == ("REMOVED", gid(deal))
+    await listening.nothing()
+
+
 async def test_a_dry_run_import_publishes_nothing(team, db, subscriber, sessions):
     # given
     listening = await subscriber(team["rep"])
@@ -396,6 +533,31 @@ async def test_a_dry_run_import_publishes_nothing(team, db, subscriber, sessions
 
     # then
     await listening.nothing()
+
+
+@pytest.mark.no_database
+def test_an_event_travels_with_its_previous_owner_and_bad_ones_are_refused() -> None:
+    at = utcnow()
+    moved = Event("UPDATED", 7, at, previous_owner_id=3)
+
+    assert Event.decode(json.loads(json.dumps(moved.encode()))) == moved
+    assert Event.decode(["UPDATED", 7, at.isoformat()]) == Event("UPDATED", 7, at)
+    for raw in (["UPDATED", 7, at.isoformat(), "3"], ["UPDATED", 7], ["REMOVED", 7, at.isoformat()],
+                {"type": "UPDATED"}):
+        with pytest.raises(ValueError):
+            Event.decode(raw)  # type: ignore[arg-type]
+
+
+@pytest.mark.no_database
+def test_a_subscription_remembers_the_latest_deals_it_sent(monkeypatch) -> None:
+    monkeypatch.setattr(Shown, "LIMIT", 2)
+    shown = Shown()
+
+    for pk in (1, 2, 1, 3):  # 1 sent again: 2 is now the oldest
+        shown.add(pk)
+    shown.discard(3)
+
+    assert [pk for pk in (1, 2, 3) if pk in shown] == [1]
 
 
 # --- the connection -----------------------------------------------------------------------

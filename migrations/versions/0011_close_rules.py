@@ -10,7 +10,8 @@ person had chosen it. This revision:
 - gives the open deals that were reopened after a close and still carry a forced 0 or 100
   with the manual flag their stage's default probability again (version + 1).
 
-It logs how many deals it repaired ("alembic.runtime.migration" logger).
+It logs how many deals it repaired (a warning of the "alembic.runtime.migration" logger when
+it changed any).
 
 Revision ID: 0011
 Revises: 0010
@@ -59,7 +60,8 @@ def upgrade() -> None:
         f"WHERE probability_is_manual AND probability IN (0, 100) AND sales_stage IN ({OPEN}) "
         f"AND EXISTS ({REOPENED})"
     )).rowcount
-    log.info(
+    # a warning, so that `dealgraph migrate` and `serve` show it whenever rows changed
+    (log.warning if reopened or closed else log.info)(
         "0011: %d reopened deals got their stage's probability back; %d closed deals "
         "lost a manual flag", reopened, closed,
     )

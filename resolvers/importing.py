@@ -40,7 +40,7 @@ from models import (
 )
 from models.base import Base, utcnow
 from resolvers import customization, editing, events, history, opportunity
-from resolvers.csv_fields import COLUMNS, HEADERS, ITALIAN_VALUES, normalise
+from resolvers.csv_fields import COLUMNS, HEADERS, VTENEXT_VALUES, is_none, normalise
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
 from resolvers.numbering import reserve_numbers
@@ -356,6 +356,26 @@ def _gid(type_name: str, pk: int) -> str:
     return to_global_id(type_name, pk)
 
 
+# vtiger and vtenext export a reference that may point into several modules ("Related To",
+# "Campaign Source") as "Module::::Name".
+MODULES = {"accounts": "account", "contacts": "contact", "campaigns": "campaign"}
+_A = {"account": "an account", "campaign": "a campaign", "contact": "a contact"}
+
+
+def related(target: str, text: str) -> tuple[str | None, str]:
+    """Which kind of record a reference cell names, and its name: `Accounts::::Alfa` in
+    the account column is the account Alfa, `Contacts::::Anna Bianchi` there (vtenext's
+    "Collegato a" of a deal with a person) the contact; a module that is none of those
+    gives None."""
+    module, separator, name = text.strip().partition("::::")
+    if not separator:
+        return target, text.strip()
+    kind = MODULES.get(module.strip().casefold())
+    if kind == "contact" and target == "account" or kind == target:
+        return kind, name.strip()
+    return None, name.strip()
+
+
 def _fold(text: str) -> str:
     """The natural-key form of a name: trimmed, case-insensitive, inner spaces collapsed."""
     return " ".join(text.split()).casefold()
@@ -483,9 +503,11 @@ class Importer:
         for stage in (await all_stages(self.session)).values():
             known = self.lookups.values.setdefault("salesStage", {})
             known[normalise(stage.key)] = known[normalise(stage.name)] = stage.key
-        for name, labels in ITALIAN_VALUES.items():
-            for key, label in labels.items():
-                self.lookups.values.setdefault(name, {}).setdefault(normalise(label), key)
+        for name, by_key in VTENEXT_VALUES.items():
+            known = self.lookups.values.setdefault(name, {})
+            for key, labels in by_key.items():
+                for label in labels:
+                    known.setdefault(normalise(label), key)
         users = (await self.session.scalars(select(User).order_by(User.id))).all()
         for user in users:  # a username wins over someone's full name or email
             self.lookups.users.setdefault(_fold(user.username), user)
@@ -501,9 +523,12 @@ class Importer:
         typed: dict[str, set[str]] = {"account": set(), "campaign": set(), "contact": set()}
         for _, cells in batch:
             for target, cell in zip(self.targets, cells, strict=False):
-                if target in wanted and cell.strip() and _fold(cell) not in wanted[target]:
-                    wanted[target].add(_fold(cell))
-                    typed[target].add(" ".join(cell.split()))
+                if target not in wanted or not cell.strip():
+                    continue
+                kind, name = related(target, cell)
+                if kind in wanted and name and _fold(name) not in wanted[kind]:
+                    wanted[kind].add(_fold(name))
+                    typed[kind].add(" ".join(name.split()))
         lookups, viewer = self.lookups, self.viewer
         # By lower() and as typed: SQLite's lower() leaves non-ASCII capitals (À) alone.
         if wanted["account"] - lookups.accounts.keys():
@@ -548,6 +573,12 @@ class Importer:
 
     # one row -------------------------------------------------------------------------
 
+    def _cells(self, cells: list[str]) -> dict[str, str]:
+        """A row's cells by target, trimmed; vtiger's "--None--" (vtenext's "--Nessuno--")
+        is an empty cell."""
+        return {t: "" if is_none(c) else c.strip()
+                for t, c in zip(self.targets, cells, strict=False) if t}
+
     def header_of(self, target: str) -> str:
         for header, t in zip(self.table.headers, self.targets, strict=True):
             if t == target:
@@ -559,7 +590,7 @@ class Importer:
         account to create)."""
         data: dict[str, Any] = {}
         extra: dict[str, Any] = {}
-        raw = {t: c.strip() for t, c in zip(self.targets, cells, strict=False) if t}
+        raw = self._cells(cells)
         custom: list[tuple[str, Any]] = []
         self.row_custom = []
         problems: list[tuple[str | None, str]] = []
@@ -616,27 +647,39 @@ class Importer:
             if user is None:
                 raise CellError(self.header_of(target), f"No user {text!r}.")
             data["assigned_to_id"] = _gid("User", user.id)
-        elif target == "account":
+        elif target in ("account", "campaign", "contact"):
+            kind, name = related(target, text)
+            if kind is None:
+                raise ValueError(f"{text!r} is not {_A[target]}")
+            self._reference(kind, name, self.header_of(target), data, extra)
+        elif target in self.custom:
+            custom.append((target, self._custom_value(self.custom[target], text)))
+
+    def _reference(
+        self, target: str, text: str, header: str, data: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> None:
+        """An account, campaign or contact by its natural key (in the column `header`)."""
+        lookups = self.lookups
+        if target == "account":
             account = lookups.accounts.get(_fold(text))
             if account is not None:
                 data["account_id"] = _gid("Account", account.id)
             elif self.options.create_missing_accounts:
                 extra["new_account"] = " ".join(text.split())  # created once the row is kept
             else:
-                raise CellError(self.header_of(target), f"No account named {text!r} "
+                raise CellError(header, f"No account named {text!r} "
                                 "(use --create-missing-accounts to create it).")
         elif target == "campaign":
             campaign = lookups.campaigns.get(_fold(text))
             if campaign is None:
-                raise CellError(self.header_of(target), f"No campaign named {text!r}.")
+                raise CellError(header, f"No campaign named {text!r}.")
             data["campaign_id"] = _gid("Campaign", campaign.id)
         elif target == "contact":
             contact = lookups.contacts.get(_fold(text))
             if contact is None:
-                raise CellError(self.header_of(target), f"No contact {text!r}.")
+                raise CellError(header, f"No contact {text!r}.")
             data["contact_id"] = _gid("Contact", contact.id)
-        elif target in self.custom:
-            custom.append((target, self._custom_value(self.custom[target], text)))
 
     def _custom_value(self, d: CustomFieldDefinition, text: str) -> Any:
         if d.type == "INTEGER":
@@ -705,7 +748,10 @@ class Importer:
             return
         raw: dict[str, set[Any]] = {m: set() for m in self.options.match}
         for _, cells in batch:
-            row = {t: c.strip() for t, c in zip(self.targets, cells, strict=False) if t}
+            row = self._cells(cells)
+            for target in ("account", "campaign"):
+                kind, name = related(target, row.get(target, ""))
+                row[target] = name if kind == target else ""
             given = {
                 "number": self._number_of(cells),
                 "name": _fold(row.get("name", "")) or None,

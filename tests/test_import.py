@@ -237,6 +237,31 @@ def test_headers_map_by_key_english_label_vtiger_label_and_italian_label() -> No
 
 
 @pytest.mark.no_database
+def test_headers_map_from_vtenexts_own_labels_the_accent_a_backtick() -> None:
+    # VTECRM/vtenext modules/Potentials/language/it_it.lang.php and en_us.lang.php
+    expected = {
+        "name": ["Nome Opportunita`", "Potential Name"],
+        "number": ["Numero Opportunita`", "Numero Opportunità"],
+        "account": ["Collegato a", "Related To"],
+        "amount": ["Ammontare"],
+        "expectedCloseDate": ["Data di chiusura attesa", "Data chiusura attesa:"],
+        "actualCloseDate": ["Data chiusura effettiva", "Effective closing date"],
+        "salesStage": ["Stadio di vendita", "Stadio vendita:"],
+        "probability": ["Probabilita` (%)", "Probabilita`  (%):", "Probabilità (%)"],
+        "leadSource": ["Fonte Lead"], "campaign": ["Fonte Campagna"],
+        "assignedTo": ["Assegnato a"], "nextStep": ["Prossimo Step"],
+        "type": ["Tipo", "Tipo Opportunita`", "Opportunity Type"],
+        "description": ["Descrizione"], "currency": ["Valuta"],
+        "createdAt": ["Orario creazione", "Time created"],
+        "updatedAt": ["Orario modifica", "Modified Time"],
+        "createdBy": ["Creatore", "Creator"],
+    }
+    for key, headers in expected.items():
+        for header in headers:
+            assert HEADERS[normalise(header)].key == key, header
+
+
+@pytest.mark.no_database
 def test_records_keep_the_line_they_start_on() -> None:
     table = importing.read_table(fixture("multiline_quoted.csv"))
     assert table.delimiter == ";" and table.encoding == "utf-8"
@@ -260,59 +285,85 @@ def test_unusable_files_are_refused_before_anything(data: bytes, says: str) -> N
 # --- what people have --------------------------------------------------------------------
 
 
-async def test_an_italian_vtenext_export_in_windows_1252_imports_with_the_right_values(
-    crm, sessions, engine
-):
-    # given: vtenext's Italian export — semicolons, Windows-1252, decimal comma, dd/mm/yyyy,
-    # Italian headers and values, a multi-line description
+async def test_a_vtenext_export_with_its_own_labels_imports_completely(crm, sessions, engine):
+    # given: a Potentials export as vtenext writes it (include/utils/ExportUtils.php): UTF-8,
+    # every cell quoted, semicolons, CRLF; its field labels in its field order, the accent a
+    # backtick; raw values (dates 2027-03-31, amounts 1234.56, probabilities 10.000); the
+    # picklists by their it_it labels, "--Nessuno--" when empty; "Collegato a" and "Fonte
+    # Campagna" as Module::::Name; the assignee by user name
     data = fixture("vtenext_opportunita.csv")
-    with pytest.raises(UnicodeDecodeError):
-        data.decode("utf-8")
+    table = importing.read_table(data)
+    assert table.headers[:3] == ["Nome Opportunita`", "Numero Opportunita`", "Collegato a"]
 
     # when
     report = await run(sessions, crm["admin"], data, create_missing_accounts=True)
 
-    # then
-    assert (report.created, report.failed, report.errors) == (4, 0, []), report.errors
-    assert (report.encoding, report.delimiter) == ("windows-1252", ";")
+    # then: every row
+    assert (report.created, report.failed, report.errors) == (9, 0, []), report.errors
+    assert (report.encoding, report.delimiter) == ("utf-8", ";")
     assert report.warnings == [
-        "Column 'N. Opportunità' is read-only (numbers are given on create); ignored.",
-        "Column 'Creato il' is not a field; ignored.",
+        "Column 'Numero Opportunita`' is read-only (numbers are given on create); ignored.",
+        "Column 'Orario modifica' is read-only; ignored.",
+        "Column 'Orario creazione' is read-only; ignored.",
+        "Column 'Creatore' is read-only; ignored.",
     ]
     got = await deals(sessions)
-    alfa, fiera = crm["alfa"], crm["fiera"]
-    mrossi, lbianchi = crm["mrossi"], crm["lbianchi"]
-    caffe, impianti = got["Fornitura caffè"], got["Manutenzione impianti"]
-    consulenza, licenze = got["Consulenza ESG"], got["Licenze software"]
-    assert (caffe.amount, caffe.expected_close_date, caffe.sales_stage, caffe.probability,
-            caffe.probability_is_manual, caffe.actual_close_date) == (
-        D("1234.56"), dt.date(2027, 3, 31), "CLOSED_WON", D("100.00"), False, today())
-    assert (caffe.assigned_to_id, caffe.account_id, caffe.campaign_id, caffe.type,
-            caffe.lead_source, caffe.next_step, caffe.description) == (
-        mrossi.id, alfa.id, fiera.id, "NEW_BUSINESS", "TRADE_SHOW",
-        "Chiamare l'ufficio acquisti", "Sconto 5%; consegna a maggio")
-    assert (impianti.amount, impianti.expected_close_date, impianti.sales_stage,
-            impianti.probability, impianti.probability_is_manual, impianti.assigned_to_id,
-            impianti.account_id, impianti.type, impianti.lead_source) == (
-        D("12500.00"), dt.date(2027, 4, 15), "QUALIFICATION", D("20.00"), False, mrossi.id,
-        alfa.id, "EXISTING_BUSINESS", "WORD_OF_MOUTH")
-    assert (consulenza.amount, consulenza.expected_close_date, consulenza.sales_stage,
-            consulenza.probability, consulenza.probability_is_manual,
-            consulenza.assigned_to_id, consulenza.lead_source, consulenza.description) == (
-        D("980.50"), dt.date(2027, 6, 1), "NEGOTIATION_REVIEW", D("85.00"), True,
-        lbianchi.id, "WEB_SITE", "Prima riga\r\nSeconda riga; con punto e virgola")
-    assert (licenze.amount, licenze.sales_stage, licenze.probability, licenze.lead_source,
-            licenze.assigned_to_id, licenze.description, licenze.currency) == (
-        D("45000.00"), "PROSPECTING", D("10.00"), "COLD_CALL", lbianchi.id,
-        "Cliente storico — rinnovo", "EUR")
+    alfa, globex, initech = crm["alfa"].id, crm["globex"].id, crm["initech"].id
+    fiera, expo = crm["fiera"].id, crm["expo"].id
+    mrossi, lbianchi, jsmith, admin = (crm[u].id for u in ("mrossi", "lbianchi", "jsmith",
+                                                            "admin"))
     async with sessions() as session:
         beta = (await session.scalars(select(models.Account).where(
             models.Account.name == "Beta S.r.l."))).one()
-    assert consulenza.account_id == beta.id and beta.assigned_to_id == crm["admin"].id
+    assert {n: (o.sales_stage, o.type, o.lead_source, o.account_id, o.campaign_id,
+                o.assigned_to_id, o.amount, o.probability, o.probability_is_manual)
+            for n, o in got.items()} == {
+        "Fornitura caffè": ("CLOSED_WON", "NEW_BUSINESS", "TRADE_SHOW", alfa, fiera, mrossi,
+                            D("1234.56"), D("100.00"), False),
+        "Manutenzione impianti": ("QUALIFICATION", "EXISTING_BUSINESS", "WORD_OF_MOUTH", alfa,
+                                  None, mrossi, D("12500.00"), D("20.00"), False),
+        "Consulenza ESG": ("NEGOTIATION_REVIEW", "NEW_BUSINESS", "WEB_SITE", beta.id, fiera,
+                           lbianchi, D("980.50"), D("85.00"), True),
+        "Licenze software": ("PROSPECTING", None, None, alfa, None, lbianchi, D("45000.00"),
+                             D("10.00"), False),
+        "Rinnovo Initech": ("PROPOSAL_PRICE_QUOTE", "EXISTING_BUSINESS", "COLD_CALL", initech,
+                            expo, jsmith, D("3000.00"), D("65.00"), False),
+        "Analisi Globex": ("ID_DECISION_MAKERS", "NEW_BUSINESS", "DIRECT_MAIL", globex, None,
+                           jsmith, D("7500.00"), D("40.00"), False),
+        "Formazione Initech": ("NEEDS_ANALYSIS", "NEW_BUSINESS", "EXISTING_CUSTOMER", initech,
+                               None, jsmith, D("0.00"), D("25.00"), False),
+        "Portale clienti": ("VALUE_PROPOSITION", "NEW_BUSINESS", "SELF_GENERATED", globex,
+                            None, jsmith, D("18000.00"), D("30.00"), False),
+        "Audit sicurezza": ("PERCEPTION_ANALYSIS", "EXISTING_BUSINESS", "CONFERENCE", initech,
+                            None, admin, D("6400.00"), D("50.00"), False),
+    }
+    caffe, consulenza, licenze = (got["Fornitura caffè"], got["Consulenza ESG"],
+                                  got["Licenze software"])
+    assert (caffe.expected_close_date, caffe.actual_close_date, caffe.next_step,
+            caffe.description) == (dt.date(2027, 3, 31), dt.date(2026, 11, 20),
+                                   "Chiamare l'ufficio acquisti", "Sconto 5%; consegna a maggio")
+    assert consulenza.description == "Prima riga\r\nSeconda riga; con punto e virgola"
+    assert licenze.description == 'Cliente storico — rinnovo, "priorità" alta'
+    assert beta.assigned_to_id == admin
     for deal in got.values():  # numbers are given on create, never taken from the file
         assert not deal.number.startswith("POT10")
         assert await history(sessions, deal.id) == [(None, deal.sales_stage)]
+        assert deal.actual_close_date is None or deal.sales_stage == "CLOSED_WON"
     assert await count(engine, "accounts") == 4
+
+
+async def test_a_windows_1252_file_imports_with_its_accents(crm, sessions):
+    data = ("Nome Opportunità;Data di chiusura attesa;Stadio di vendita;Ammontare;Descrizione\n"
+            "Caffè;30/06/2027;Qualificazione;€ 1.000;Cliente storico — rinnovo\n"
+            ).encode("cp1252")
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+
+    report = await run(sessions, crm["admin"], data)
+
+    assert (report.created, report.failed, report.encoding) == (1, 0, "windows-1252")
+    deal = (await deals(sessions))["Caffè"]
+    assert (deal.amount, deal.description) == (D("1000.00"), "Cliente storico — rinnovo")
 
 
 async def test_an_english_vtiger_export_imports_with_the_right_values(crm, sessions):
@@ -418,8 +469,9 @@ async def test_picklists_match_keys_english_and_italian_labels_and_references_na
         "name;expectedCloseDate;salesStage;type;leadSource;assignedTo;account;campaign",
         "k;2027-01-01;PERCEPTION_ANALYSIS;NEW_BUSINESS;WEB_SITE;JSMITH;initech;SPRING EXPO",
         "en;2027-01-01;Perception Analysis;New Business;Web Site;John Smith;INITECH;spring expo",
-        "it;2027-01-01;Analisi percezione;Nuovo business;Sito web;john  smith;Initech;Spring Expo",
-        "acc;2027-01-01;analisi PERCEZIONE;nuovo BUSINESS;SITO WEB;jsmith@example.com;Initech;",
+        "it;2027-01-01;Analisi di percezione;Nuovo Business;Web Site;john  smith;Initech;"
+        "Spring Expo",
+        "acc;2027-01-01;analisi di PERCEZIONE;nuovo BUSINESS;WEB SITE;jsmith@example.com;Initech;",
     ]
 
     report = await run(sessions, crm["admin"], "\n".join(rows))
@@ -430,6 +482,84 @@ async def test_picklists_match_keys_english_and_italian_labels_and_references_na
             for o in got.values()} == {("PERCEPTION_ANALYSIS", "NEW_BUSINESS", "WEB_SITE",
                                         crm["jsmith"].id, crm["initech"].id)}
     assert {o.campaign_id for o in got.values()} == {crm["expo"].id, None}
+
+
+VTENEXT_LABELS = {  # it_it, as in VTECRM/vtenext modules/Potentials/language/it_it.lang.php
+    "salesStage": {
+        "In Prospettiva": "PROSPECTING", "Qualificazione": "QUALIFICATION",
+        "Da Analizzare": "NEEDS_ANALYSIS", "Proposto il valore": "VALUE_PROPOSITION",
+        "Potere decisionale": "ID_DECISION_MAKERS",
+        "Analisi di percezione": "PERCEPTION_ANALYSIS",
+        "Proposta/Preventivo Prezzo": "PROPOSAL_PRICE_QUOTE",
+        "Proposta/Prezzo Preventivo": "PROPOSAL_PRICE_QUOTE",  # include/language/it_it
+        "Trattativa/Revisione": "NEGOTIATION_REVIEW", "Chiuso VINTO": "CLOSED_WON",
+        "Chiuso Vinto": "CLOSED_WON",
+    },
+    "type": {"Business Esistente": "EXISTING_BUSINESS", "Nuovo Business": "NEW_BUSINESS"},
+    "leadSource": {
+        "Chiamata a freddo": "COLD_CALL", "Cliente Esistente": "EXISTING_CUSTOMER",
+        "Autogenerato": "SELF_GENERATED", "Dipendente": "EMPLOYEE", "Partner": "PARTNER",
+        "Pubbliche relazioni": "PUBLIC_RELATIONS", "Mail Diretta": "DIRECT_MAIL",
+        "Conferenza": "CONFERENCE", "Fiera": "TRADE_SHOW", "Web Site": "WEB_SITE",
+        "Passaparola": "WORD_OF_MOUTH", "Altro": "OTHER",
+    },
+}
+
+
+@pytest.mark.parametrize("column", ["salesStage", "type", "leadSource"])
+async def test_every_vtenext_value_label_is_read(crm, sessions, column):
+    # given: a row per label of vtenext's (the stage column: Closed Lost needs a reason)
+    labels = VTENEXT_LABELS[column]
+    header = "name;expectedCloseDate;salesStage;type;leadSource;lostReason"
+    rows = []
+    for i, label in enumerate([*labels, "--Nessuno--", "--None--"]):
+        cells = {"salesStage": "Qualificazione", "type": "", "leadSource": "", column: label}
+        rows.append(f"deal {i};2027-01-01;{cells['salesStage']};{cells['type']};"
+                    f"{cells['leadSource']};")
+    if column == "salesStage":
+        rows[-2:] = ["lost;2027-01-01;Chiuso PERSO;;;Price"]  # and a blank stage is missing
+
+    # when
+    report = await run(sessions, crm["admin"], "\n".join([header, *rows]))
+
+    # then
+    assert (report.failed, report.errors) == (0, [])
+    got = await deals(sessions)
+    attribute = {"salesStage": "sales_stage", "type": "type", "leadSource": "lead_source"}
+    values = [getattr(got[f"deal {i}"], attribute[column]) for i in range(len(labels))]
+    assert values == list(labels.values())
+    if column == "salesStage":
+        assert got["lost"].sales_stage == "CLOSED_LOST"
+    else:  # vtenext's empty picklist, in Italian and in English
+        blank = [getattr(got[f"deal {i}"], attribute[column])
+                 for i in range(len(labels), len(labels) + 2)]
+        assert blank == [None, None]
+
+
+async def test_a_vtenext_reference_names_its_module(crm, sessions):
+    rows = [
+        "Nome Opportunita`;Data di chiusura attesa;Stadio di vendita;Collegato a;Fonte Campagna",
+        "azienda;2027-01-01;Qualificazione;Accounts::::Initech;Campaigns::::Spring Expo",
+        "persona;2027-01-01;Qualificazione;Contacts::::Homer Simpson;",
+        "lead;2027-01-01;Qualificazione;Leads::::Initech;",
+        "campagna sbagliata;2027-01-01;Qualificazione;;Accounts::::Initech",
+    ]
+
+    report = await run(sessions, crm["admin"], "\n".join(rows))
+
+    assert report.created == 2
+    assert [(i.line, i.column, i.message) for i in report.errors] == [
+        (4, "Collegato a", "'Leads::::Initech' is not an account"),
+        (5, "Fonte Campagna", "'Accounts::::Initech' is not a campaign"),
+    ]
+    got = await deals(sessions)
+    assert (got["azienda"].account_id, got["azienda"].campaign_id) == (
+        crm["initech"].id, crm["expo"].id)
+    async with sessions() as session:
+        link = (await session.scalars(select(models.OpportunityContact).where(
+            models.OpportunityContact.opportunity_id == got["persona"].id))).one()
+    assert (got["persona"].account_id, link.contact_id, link.is_primary) == (
+        None, crm["homer"].id, True)
 
 
 # --- failures, reported by line and column --------------------------------------------------
@@ -466,7 +596,7 @@ async def test_failed_rows_are_reported_by_line_and_column_and_come_back_as_a_fi
         "Utente sconosciuto", "", "Ultimo buono",
     ]
     assert failed[1][-1].startswith("line 3: Data di chiusura attesa: '31/02/2027'")
-    fixes = {"31/02/2027": "28/02/2027", "Quasi chiusa": "Chiusa vinta", "molto": "8.000,00",
+    fixes = {"31/02/2027": "28/02/2027", "Quasi chiusa": "Chiuso VINTO", "molto": "8.000,00",
              "nessuno": "mrossi"}
     for row in failed[1:]:
         row[:-1] = [fixes.get(cell, cell) for cell in row[:-1]]
@@ -548,10 +678,10 @@ async def test_mandatory_layout_fields_and_custom_fields_are_enforced_and_read(
     rows = [
         "Nome Opportunità;Data di chiusura attesa;Stadio di vendita;Prossimo Step;Region;"
         "cf_margin;Due;Flag;Tags;Score",
-        "buono;31/12/2027;Prospezione;Chiamare;Nord;12,5;31/01/2028;sì;Red; Blue;1.000",
-        "senza step;31/12/2027;Prospezione;;Nord;;;;;",
-        "senza regione;31/12/2027;Prospezione;Chiamare;;;;;;",
-        "regione sbagliata;31/12/2027;Prospezione;Chiamare;Est;;;forse;;1,5",
+        "buono;31/12/2027;In Prospettiva;Chiamare;Nord;12,5;31/01/2028;sì;Red; Blue;1.000",
+        "senza step;31/12/2027;In Prospettiva;;Nord;;;;;",
+        "senza regione;31/12/2027;In Prospettiva;Chiamare;;;;;;",
+        "regione sbagliata;31/12/2027;In Prospettiva;Chiamare;Est;;;forse;;1,5",
     ]
 
     # when
@@ -604,7 +734,7 @@ async def test_a_row_with_more_cells_than_the_header_is_refused(crm, sessions):
 
 async def test_a_mapping_overrides_the_automatic_one(crm, sessions):
     data = ("Titolo;Valore;Amount;Quando;Fase\n"
-            "mapped;1.500,00;999;31/12/2027;Chiusa vinta\n")
+            "mapped;1.500,00;999;31/12/2027;Chiuso VINTO\n")
 
     report = await run(sessions, crm["admin"], data, mapping={
         "Titolo": "name", "valore": "Amount", "Amount": None, "Quando": "expectedCloseDate",
@@ -733,7 +863,7 @@ async def test_an_export_matched_by_number_overwrites_the_same_deals(crm, sessio
     async with sessions() as session:
         exported = "".join([c async for c in exporting.export_csv(session, viewer, None)])
     rows = list(csv.DictReader(io.StringIO(exported, newline="")))
-    rows[0].update(amount="7.654,32", salesStage="Chiusa vinta", name="Renamed deal")
+    rows[0].update(amount="7.654,32", salesStage="Chiuso VINTO", name="Renamed deal")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=";")
     writer.writeheader()
@@ -947,7 +1077,7 @@ async def test_a_batch_costs_the_same_queries_whatever_its_size(
         return "\n".join(
             ["Nome Opportunità;Ammontare;Nome Azienda;Data di chiusura attesa;"
              "Stadio di vendita;Assegnato a;Fonte Campagna"]
-            + [f"d{i};{i},50;Initech;31/12/2027;Prospezione;jsmith;Spring Expo"
+            + [f"d{i};{i},50;Initech;31/12/2027;In Prospettiva;jsmith;Spring Expo"
                for i in range(n)]
         )
 
@@ -992,10 +1122,10 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
     # then
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[:2] == [
-        "vtenext_opportunita.csv: 4 rows (windows-1252, delimiter ';')",
-        "created 4, updated 0, skipped 0, failed 0",
+        "vtenext_opportunita.csv: 9 rows (utf-8, delimiter ';')",
+        "created 9, updated 0, skipped 0, failed 0",
     ]
-    assert "warning: Column 'Creato il' is not a field; ignored." in ok.stdout
+    assert "warning: Column 'Creatore' is read-only; ignored." in ok.stdout
     assert "Traceback" not in ok.stderr
 
     # when: a file with bad rows, as a rep
@@ -1016,7 +1146,7 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
 
     # when: the failed rows, fixed, imported again
     fixed = (content.decode("utf-8-sig").replace("31/02/2027", "28/02/2027")
-             .replace("Quasi chiusa", "Prospezione").replace("molto", "1")
+             .replace("Quasi chiusa", "In Prospettiva").replace("molto", "1")
              .replace("nessuno", "jsmith").replace("\r\n;", "\r\nSenza nome;"))
     failed_rows.write_text(fixed, encoding="utf-8-sig", newline="")
     again = cli("opportunities", str(failed_rows), "--as", "jsmith",
@@ -1025,12 +1155,12 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
     # then
     assert again.returncode == 0, again.stdout + again.stderr
     assert "created 7, updated 0, skipped 0, failed 0" in again.stdout
-    assert await count(engine, "opportunities") == 12
+    assert await count(engine, "opportunities") == 17
     async with sessions() as session:
         jobs = (await session.scalars(select(models.ImportJob).order_by(
             models.ImportJob.id))).all()
     assert [(j.status, j.created, j.failed, j.created_by_id) for j in jobs] == [
-        ("DONE", 4, 0, crm["admin"].id), ("DONE", 1, 7, crm["jsmith"].id),
+        ("DONE", 9, 0, crm["admin"].id), ("DONE", 1, 7, crm["jsmith"].id),
         ("DONE", 7, 0, crm["jsmith"].id),
     ]
 
@@ -1041,7 +1171,7 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
     assert undo.returncode == 0, undo.stderr
     assert f"import {jobs[2].id} (da correggere.csv) undone: 7 created deals removed" \
         in undo.stdout
-    assert await count(engine, "opportunities") == 5
+    assert await count(engine, "opportunities") == 10
     refused = cli("undo", str(jobs[0].id), "--as", "jsmith")  # the admin's: not visible
     assert refused.returncode == 1 and "No import with id" in refused.stderr
 
@@ -1069,7 +1199,7 @@ async def test_the_command_dry_run_all_or_nothing_and_unusable_input(
     mapping.write_text(json.dumps({"Colore": "name", "Data": "expectedCloseDate",
                                    "Fase": "salesStage"}))
     colours = tmp_path / "colours.csv"
-    colours.write_text("Colore;Data;Fase\nblu;31/12/2027;Chiusa vinta\n")
+    colours.write_text("Colore;Data;Fase\nblu;31/12/2027;Chiuso VINTO\n")
     mapped = cli("opportunities", str(colours), "--mapping", str(mapping))
     assert mapped.returncode == 0, mapped.stdout + mapped.stderr
 
@@ -1097,7 +1227,7 @@ def large_file(path: Path, rows: int) -> None:
     lines = ["Nome Opportunità;Ammontare;Nome Azienda;Data di chiusura attesa;"
              "Stadio di vendita;Assegnato a"]
     lines += [f"Affare {i};{i % 1000}.{i % 997:03d},{i % 100:02d};Initech;"
-              f"{1 + i % 28:02d}/{1 + i % 12:02d}/2027;Prospezione;jsmith" for i in range(rows)]
+              f"{1 + i % 28:02d}/{1 + i % 12:02d}/2027;In Prospettiva;jsmith" for i in range(rows)]
     path.write_bytes("\r\n".join(lines).encode("cp1252"))
 
 

@@ -585,9 +585,11 @@ class Importer:
                 return header
         return target
 
-    async def convert(self, cells: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The row as mutation input, and the import-only extras (actualCloseDate, an
-        account to create)."""
+    async def convert(
+        self, cells: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str | None, str]]]:
+        """The row as mutation input, the import-only extras (actualCloseDate, an account to
+        create), and the cells that cannot be read (column, reason): every one of them."""
         data: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         raw = self._cells(cells)
@@ -603,8 +605,6 @@ class Importer:
                 problems += bad.problems
             except ValueError as bad:
                 problems.append((self.header_of(target), str(bad)))
-        if problems:  # every unreadable cell at once; the rules run once all can be read
-            raise CellError(*problems[0], more=problems[1:])
         if custom:
             data["custom_fields"] = custom
             self.row_custom = [key for key, _ in custom]
@@ -614,7 +614,7 @@ class Importer:
             default = stage.probability if stage else None
             if manual is False or (manual is None and data["probability"] == default):
                 del data["probability"]
-        return data, extra
+        return data, extra, problems
 
     async def _cell(
         self, target: str, text: str, data: dict[str, Any], extra: dict[str, Any],
@@ -791,9 +791,12 @@ class Importer:
                 raise CellError(None, f"The row has {len(cells)} cells but the header "
                                 f"{len(self.table.headers)}: quote values that hold the "
                                 f"delimiter {self.table.delimiter!r}.")
-            data, extra = await self.convert(cells)
+            data, extra, unreadable = await self.convert(cells)
             key = self.match_key(data, self._number_of(cells))
             existing = self.seen.get(key) if key is not None else None
+            if unreadable:
+                await self._fail_all(line, cells, unreadable, existing, data)
+                return
             if existing is not None and self.options.duplicates == "skip":
                 self.report.skipped += 1
                 return
@@ -818,6 +821,48 @@ class Importer:
             self._fail(line, cells, [Issue(line, column, why) for column, why in bad.problems])
         except ValidationFailed as refused:
             self._fail(line, cells, [self._issue(line, e) for e in refused.errors])
+
+    async def _fail_all(
+        self, line: int, cells: list[str], unreadable: list[tuple[str | None, str]],
+        existing: Opportunity | None, data: dict[str, Any],
+    ) -> None:
+        """Fail a row with unreadable cells, reporting with them what the rules say of the
+        cells that can be read: every problem of the row at once.
+
+        The rule function (create or update, as the row would be written) runs on the
+        readable cells with the expected close date withheld: the rules refuse a deal
+        without one (before they change anything), so this writes nothing."""
+        updating = existing is not None and self.options.duplicates != "skip"
+        probe = {**data, "expected_close_date": None}
+        refused: list[FieldError] = []
+        try:
+            if updating:
+                assert existing is not None
+                if existing.id is None:  # created earlier in this batch
+                    await self.write_pending()
+                await opportunity.update_opportunity(
+                    self.session, self.viewer, to_global_id("Opportunity", existing.id), probe,
+                    root=("row",),
+                )
+            else:
+                await opportunity.create_opportunity(self.session, self.viewer, probe,
+                                                     root=("row",))
+        except ValidationFailed as rules:
+            refused = rules.errors
+        else:  # pragma: no cover - the rules require an expected close date
+            raise AssertionError("the rules took a deal without an expected close date")
+        withheld = updating or "expected_close_date" in data
+        issues = [Issue(line, column, why) for column, why in unreadable]
+        columns = {column for column, _ in unreadable}
+        for error in refused:
+            if withheld and error.field == ["row", "expectedCloseDate"]:
+                continue
+            issue = self._issue(line, error)
+            if issue.column not in columns:  # an unreadable cell already says it
+                issues.append(issue)
+        order = {header: i for i, header in enumerate(self.table.headers)}
+        issues.sort(key=lambda i: order.get(i.column or "", -1))
+        self._fail(line, cells, issues)
 
     async def _write(
         self, existing: Opportunity | None, key: tuple[Any, ...] | None, data: dict[str, Any],

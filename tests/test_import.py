@@ -628,6 +628,63 @@ async def test_every_unreadable_cell_of_a_row_is_reported_at_once(crm, sessions)
     )
 
 
+async def test_every_problem_of_a_row_is_reported_at_once_unreadable_cells_and_rules(
+    crm, sessions, engine
+):
+    # given: a row with five problems, two of the rules' (no name, an unknown stage) and
+    # three unreadable cells (a number, a date, a user); a row whose only problem is an
+    # unreadable cell; a good row
+    data = ("Nome Opportunità;Ammontare;Data di chiusura attesa;Stadio di vendita;Assegnato a\n"
+            ";molto;31/02/2027;Quasi chiusa;nessuno\n"
+            "Quasi buono;1.000,00;31/02/2027;Qualificazione;jsmith\n"
+            "Buono;1.000,00;31/03/2027;Qualificazione;jsmith\n")
+
+    # when
+    report = await run(sessions, crm["admin"], data)
+
+    # then: all five, in the order of the columns; nothing of the bad rows is written
+    assert (report.created, report.failed) == (1, 2)
+    assert [(i.line, i.column, i.message) for i in report.errors] == [
+        (2, "Nome Opportunità", "Name is required."),
+        (2, "Ammontare", "'molto' is not a number"),
+        (2, "Data di chiusura attesa",
+         "'31/02/2027' is not a date (use 2027-03-31 or 31/03/2027)"),
+        (2, "Stadio di vendita", "'Quasi chiusa' is not a sales stage; use one of: "
+         "PROSPECTING, QUALIFICATION, NEEDS_ANALYSIS, VALUE_PROPOSITION, ID_DECISION_MAKERS, "
+         "PERCEPTION_ANALYSIS, PROPOSAL_PRICE_QUOTE, NEGOTIATION_REVIEW, CLOSED_WON, "
+         "CLOSED_LOST."),
+        (2, "Assegnato a", "No user 'nessuno'."),
+        (3, "Data di chiusura attesa",
+         "'31/02/2027' is not a date (use 2027-03-31 or 31/03/2027)"),
+    ]
+    assert report.failed_rows_csv is not None
+    reasons = [r[-1] for r in csv.reader(io.StringIO(report.failed_rows_csv), delimiter=";")]
+    assert reasons[1].startswith(
+        "line 2: Nome Opportunità: Name is required.; Ammontare: 'molto' is not a number; "
+        "Data di chiusura attesa: '31/02/2027' is not a date")
+    assert reasons[1].endswith("; Assegnato a: No user 'nessuno'.")
+    assert set(await deals(sessions)) == {"Buono"}
+    assert await count(engine, "stage_changes") == 1
+
+
+async def test_an_overwriting_row_reports_every_problem_and_changes_nothing(
+    crm, sessions, existing
+):
+    # given: a row matching an existing deal, with an unreadable amount and an unknown stage
+    data = ("Opportunity Name,Amount,Sales Stage,Next Step\n"
+            "Existing deal,lots,Almost won,Call again\n")
+
+    # when
+    report = await run(sessions, crm["admin"], data, duplicates="overwrite", match=("name",))
+
+    # then
+    assert (report.updated, report.failed) == (0, 1)
+    assert problems(report) == [(2, "Amount"), (2, "Sales Stage")]
+    deal = (await deals(sessions))["Existing deal"]
+    assert (deal.version, deal.amount, deal.sales_stage, deal.next_step) == (
+        existing.version, D("1000.00"), "PROSPECTING", None)
+
+
 async def test_the_mutation_rules_apply_to_every_row(crm, sessions):
     rows = [
         "Opportunity Name;Amount;Expected Close Date;Sales Stage;Probability;Lost Reason;Currency",
@@ -689,8 +746,9 @@ async def test_mandatory_layout_fields_and_custom_fields_are_enforced_and_read(
 
     # then
     assert report.created == 1
-    assert problems(report) == [
-        (3, "Prossimo Step"), (4, "Region"), (5, "Flag"), (5, "Score"),
+    assert problems(report) == [  # row 5: all three of its problems at once
+        (3, "Prossimo Step"), (4, "Region"), (5, "Region"), (5, "Region"), (5, "Flag"),
+        (5, "Score"),
     ]
     assert "Region (cf_region) is required" in report.errors[1].message
     deal = (await deals(sessions))["buono"]
@@ -774,9 +832,10 @@ async def test_unknown_accounts_fail_unless_creation_is_asked_and_are_created_on
 
     refused = await run(sessions, crm["admin"], data)
     assert (refused.created, refused.failed) == (0, 4)
-    # (a row's cells are read first: its unknown stage is reported once its account is)
+    # (every problem of a row at once: the unknown account and the unknown stage)
     assert problems(refused) == [(2, "Organization Name"), (3, "Organization Name"),
-                                 (4, "Organization Name"), (5, "Organization Name")]
+                                 (4, "Organization Name"), (4, "Sales Stage"),
+                                 (5, "Organization Name")]
 
     created = await run(sessions, crm["admin"], data, create_missing_accounts=True, job=True)
     assert (created.created, created.failed) == (3, 1)

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
 from models.base import Base
-from resolvers import exporting, importing
+from resolvers import exporting, importing, processes
 from resolvers.csv_fields import HEADERS, normalise
 from resolvers.dates import today
+from resolvers.ids import to_global_id
 from resolvers.permissions import Viewer, load_viewer
 from server.app import create_app
 from server.settings import Settings
@@ -1290,7 +1291,7 @@ def large_file(path: Path, rows: int) -> None:
     path.write_bytes("\r\n".join(lines).encode("cp1252"))
 
 
-async def test_a_killed_import_leaves_whole_batches_and_can_be_undone(
+async def test_a_killed_import_leaves_whole_batches_and_is_resumed_then_undone(
     crm, sessions, engine, cli, tmp_path, migrated_url
 ):
     # given: a large file, imported in batches of 50
@@ -1332,10 +1333,26 @@ async def test_a_killed_import_leaves_whole_batches_and_can_be_undone(
     assert (job.status, job.processed, job.created, items) == (
         "RUNNING", imported, imported, imported)
 
-    # and the job, which never finished, is undone on request
-    refused = cli("undo", str(job.id))
-    assert refused.returncode == 1 and "still running" in refused.stderr
-    undone = cli("undo", str(job.id), "--force")
+    # when: resumed (the command first finds the job's process gone)
+    resumed = cli("resume", str(job.id), extra_env={"DEALGRAPH_IMPORT_BATCH_SIZE": "1000"})
+
+    # then: from the first row not committed, every row once
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"import job {job.id} was interrupted" in resumed.stderr
+    assert "big.csv: 30,000 rows (windows-1252, delimiter ';')" in resumed.stdout
+    assert "created 30,000, updated 0, skipped 0, failed 0" in resumed.stdout
+    async with engine.connect() as connection:
+        names, deals_count = (await connection.execute(text(
+            "SELECT count(DISTINCT name), count(*) FROM opportunities"))).one()
+    assert (names, deals_count) == (30_000, 30_000)
+    assert await count(engine, "stage_changes") == 30_000
+    job = await job_row(sessions, job.id)
+    assert (job.status, job.processed, job.created) == ("DONE", 30_000, 30_000)
+    assert f"Resumed at line {imported + 2} (row {imported + 1:,}) by admin." in job.warnings
+    assert job.source_path == str(big) and not job.source_kept and big.exists()
+
+    # and the whole job is undone, without forcing
+    undone = cli("undo", str(job.id))
     assert undone.returncode == 0, undone.stderr
     assert await count(engine, "opportunities") == 0
     assert await count(engine, "stage_changes") == 0
@@ -1603,3 +1620,199 @@ async def remove_deals_and_accounts(engine: AsyncEngine) -> None:
             if table.name in doomed:
                 await connection.execute(table.delete())
 
+
+
+# --- interrupted jobs: recovered on start-up, resumed, undone ------------------------------------
+
+RESUME = """
+mutation ($id: ID!) {
+  resumeImport(input: {id: $id}) { job { id status } userErrors { field message code } }
+}"""
+SIX_ROWS = "\n".join([
+    "Nome Opportunita`;Data di chiusura attesa;Stadio di vendita;Assegnato a",
+    "uno;31/12/2027;In Prospettiva;jsmith",
+    "due;31/12/2027;In Prospettiva;nessuno",
+    "tre;31/12/2027;In Prospettiva;jsmith",
+    "quattro;31/12/2027;Qualificazione;jsmith",
+    "cinque;31/12/2027;Qualificazione;jsmith",
+    "sei;31/12/2027;Stadio sconosciuto;jsmith",
+]) + "\n"
+
+
+def dead_pid() -> int:
+    """The id of a process of this host that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+async def interrupted_job(
+    sessions: async_sessionmaker[AsyncSession], user: models.User, data: bytes,
+    keep_dir: Path, after: int = 4,
+) -> int:
+    """A job of `user` over `data` (its upload kept in `keep_dir`), in batches of two rows,
+    cancelled once `after` rows are committed; its id."""
+    viewer = await viewer_of(sessions, user)
+    options = importing.Options(batch_size=2)
+    table = importing.read_table(data)
+    job = await importing.create_job(sessions, viewer, "deals.csv", options, len(table.rows),
+                                     upload=data, keep_dir=keep_dir)
+
+    def stop(report: importing.Report) -> None:
+        if report.processed >= after:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await importing.run_job(sessions, viewer, table, options, "deals.csv", job.id, stop)
+    return job.id
+
+
+def kept(job: models.ImportJob) -> bytes | None:
+    """The job's kept file, if it is still there."""
+    path = Path(job.source_path or "")
+    return path.read_bytes() if job.source_path and path.exists() else None
+
+
+async def set_runner(engine: AsyncEngine, job_id: int, pid: int, host: str, started: str,
+                     status: str = "RUNNING") -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE import_jobs SET status = :status, runner_pid = :pid, "
+                 "runner_host = :host, runner_started = :started WHERE id = :id"),
+            {"status": status, "pid": pid, "host": host, "started": started, "id": job_id},
+        )
+
+
+async def job_row(sessions: async_sessionmaker[AsyncSession], job_id: int) -> models.ImportJob:
+    async with sessions() as session:
+        job = await session.get(models.ImportJob, job_id)
+        assert job is not None
+        return job
+
+
+async def test_a_cancelled_import_is_interrupted_with_what_it_committed(crm, sessions, tmp_path):
+    # when: cancelled after two batches of two rows (a shutdown, Ctrl-C)
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+
+    # then: INTERRUPTED, with the counts of the committed batches, and its upload kept
+    job = await job_row(sessions, job_id)
+    assert (job.status, job.processed, job.created, job.failed) == ("INTERRUPTED", 4, 3, 1)
+    assert [(e["line"], e["column"]) for e in job.errors] == [(3, "Assegnato a")]
+    assert job.warnings[-1].startswith("Interrupted (it was cancelled) after 4 of 6 rows")
+    assert set(await deals(sessions)) == {"uno", "tre", "quattro"}
+    assert job.source_kept and kept(job) == SIX_ROWS.encode()
+
+
+async def test_on_start_up_jobs_whose_process_is_gone_become_interrupted_and_resume(
+    crm, sessions, engine, settings, client_for, tmp_path
+):
+    # given: a job left RUNNING by a process that no longer exists, after 4 of its 6 rows;
+    # a job of a process that lives (this one), and one run from another host
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+    here = processes.current()
+    await set_runner(engine, job_id, dead_pid(), here.host, "")
+    alive = await interrupted_job(sessions, crm["jsmith"], b"name\nx\n", tmp_path, after=0)
+    await set_runner(engine, alive, here.pid, here.host, here.started)
+    elsewhere = await interrupted_job(sessions, crm["jsmith"], b"name\ny\n", tmp_path, after=0)
+    await set_runner(engine, elsewhere, 1, "another-host", "")
+    reused = await interrupted_job(sessions, crm["jsmith"], b"name\nz\n", tmp_path, after=0)
+    await set_runner(engine, reused, here.pid, here.host, "another-boot/1")  # pid reused
+
+    # when: a server starts
+    starting = create_app(settings)
+    try:
+        async with starting.router.lifespan_context(starting):
+            pass
+    finally:
+        await starting.state.engine.dispose()
+
+    # then: the dead process's job is INTERRUPTED with what it committed; the live one and
+    # the other host's are left alone
+    job = await job_row(sessions, job_id)
+    assert (job.status, job.processed, job.created, job.failed) == ("INTERRUPTED", 4, 3, 1)
+    assert "is gone) after 4 of 6 rows: what was committed stays (3 created" in job.warnings[-1]
+    assert job.finished_at is not None
+    assert [(await job_row(sessions, pk)).status for pk in (alive, elsewhere, reused)] == [
+        "RUNNING", "RUNNING", "INTERRUPTED"]
+
+    # when: someone else tries to resume it
+    gid = to_global_id("ImportJob", job_id)
+    colleague = await client_for(crm["mrossi"])
+    denied = (await colleague.data(RESUME, {"id": gid}))["resumeImport"]
+
+    # then
+    assert denied["job"] is None
+    assert [(e["field"], e["code"]) for e in denied["userErrors"]] == [(["input", "id"],
+                                                                       "NOT_FOUND")]
+    assert (await job_row(sessions, job_id)).status == "INTERRUPTED"
+
+    # when: its creator resumes it
+    client = await client_for(crm["jsmith"])
+    assert (await client.data(JOB, {"id": gid}))["importJob"]["status"] == "INTERRUPTED"
+    resumed = (await client.data(RESUME, {"id": gid}))["resumeImport"]
+
+    # then: it goes on from row 5, and its report covers the whole file
+    assert resumed["userErrors"] == [] and resumed["job"]["status"] == "RUNNING"
+    done = await finished(client, gid)
+    assert {k: done[k] for k in ("status", "total", "processed", "created", "failed")} == {
+        "status": "DONE", "total": 6, "processed": 6, "created": 4, "failed": 2}
+    assert [(e["line"], e["column"]) for e in done["errors"]] == [
+        (3, "Assegnato a"), (7, "Stadio di vendita")]
+    assert "Resumed at line 6 (row 5) by jsmith." in done["warnings"]
+    failed = list(csv.reader(io.StringIO(done["failedRowsCsv"]), delimiter=";"))
+    assert [r[0] for r in failed[1:]] == ["due", "sei"]
+    assert sorted(await deals(sessions)) == sorted(["uno", "tre", "quattro", "cinque"])
+    async with sessions() as session:
+        created = await session.scalar(select(func.count()).select_from(models.ImportItem)
+                                       .where(models.ImportItem.job_id == job_id))
+    assert created == 4
+    assert kept(job) is None  # the kept upload goes with the job's end
+
+    # and: a finished job is not resumed again
+    again = (await client.data(RESUME, {"id": gid}))["resumeImport"]
+    assert [(e["code"], e["message"]) for e in again["userErrors"]] == [
+        ("INVALID", "The import cannot be resumed: it is done, not interrupted.")]
+
+
+async def test_an_interrupted_job_whose_file_is_gone_is_refused_and_can_be_undone(
+    crm, sessions, client_for, tmp_path
+):
+    # given
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+    job = await job_row(sessions, job_id)
+    Path(job.source_path or "").unlink()  # noqa: ASYNC240 - a test's arrangement
+    gid = to_global_id("ImportJob", job_id)
+    client = await client_for(crm["jsmith"])
+
+    # when
+    refused = (await client.data(RESUME, {"id": gid}))["resumeImport"]
+
+    # then
+    assert refused["job"] is None
+    [error] = refused["userErrors"]
+    assert (error["field"], error["code"]) == (["input", "id"], "NOT_FOUND")
+    assert error["message"].startswith(f"The import cannot be resumed: its file "
+                                       f"{job.source_path} is gone")
+    assert (await job_row(sessions, job_id)).status == "INTERRUPTED"
+
+    # when: undone instead, without forcing
+    undone = (await client.data(UNDO, {"id": gid}))["undoImport"]
+
+    # then
+    assert undone["userErrors"] == [] and undone["job"]["status"] == "UNDONE"
+    assert await deals(sessions) == {}
+
+
+async def test_the_command_undoes_an_interrupted_job_without_forcing(crm, sessions, cli, tmp_path):
+    # given: a job cancelled after 4 rows (3 deals)
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+    assert len(await deals(sessions)) == 3
+
+    # when
+    undone = cli("undo", str(job_id))
+
+    # then
+    assert undone.returncode == 0, undone.stderr
+    assert f"import {job_id} (deals.csv) undone: 3 created deals removed" in undone.stdout
+    assert await deals(sessions) == {}
+    assert (await job_row(sessions, job_id)).status == "UNDONE"

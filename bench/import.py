@@ -52,12 +52,12 @@ PG_DATABASE = "dealgraph_bench_import"
 HEADER = ("Nome Opportunità;Ammontare;Nome Azienda;Data di chiusura attesa;Tipo;"
           "Prossimo Step;Fonte Lead;Stadio di vendita;Assegnato a;Probabilità (%);"
           "Fonte Campagna;Descrizione")
-STAGES = ("Prospezione", "Qualificazione", "Analisi necessità", "Proposta di valore",
-          "Identificazione decisori", "Analisi percezione", "Proposta/Preventivo",
-          "Negoziazione/Revisione", "Chiusa vinta")
-SOURCES = ("Chiamata a freddo", "Cliente esistente", "Fiera", "Sito web", "Passaparola",
+STAGES = ("In Prospettiva", "Qualificazione", "Da Analizzare", "Proposto il valore",
+          "Potere decisionale", "Analisi di percezione", "Proposta/Preventivo Prezzo",
+          "Trattativa/Revisione", "Chiuso VINTO")  # vtenext's it_it labels
+SOURCES = ("Chiamata a freddo", "Cliente Esistente", "Fiera", "Web Site", "Passaparola",
            "Partner", "Conferenza")
-TYPES = ("Nuovo business", "Business esistente", "")
+TYPES = ("Nuovo Business", "Business Esistente", "")
 REPS = 20
 ACCOUNTS = 2000
 CAMPAIGNS = 10

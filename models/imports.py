@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -32,6 +32,15 @@ class ImportJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     undone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The process that runs (or ran) it, to tell a job whose process is gone (INTERRUPTED).
+    runner_pid: Mapped[int | None]
+    runner_host: Mapped[str | None] = mapped_column(String(255))
+    runner_started: Mapped[str | None] = mapped_column(String(64))
+    # The file, to resume an interrupted job: the command's own file, or a copy of an upload
+    # in DEALGRAPH_DATA_DIR that the job owns (`source_kept`, removed once the job ends).
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    source_kept: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ImportItem(Base):

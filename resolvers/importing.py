@@ -9,14 +9,16 @@ import asyncio
 import codecs
 import csv
 import datetime as dt
+import hashlib
 import io
 import itertools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
@@ -39,12 +41,12 @@ from models import (
     User,
 )
 from models.base import Base, utcnow
-from resolvers import customization, editing, events, history, opportunity
-from resolvers.csv_fields import COLUMNS, HEADERS, ITALIAN_VALUES, normalise
+from resolvers import customization, editing, events, history, opportunity, processes
+from resolvers.csv_fields import COLUMNS, HEADERS, VTENEXT_VALUES, is_none, normalise
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
 from resolvers.numbering import reserve_numbers
-from resolvers.permissions import Viewer, readable
+from resolvers.permissions import Viewer, load_viewer, readable
 from resolvers.tx import _next_ids, assign_ids, begin_write
 from resolvers.validation import all_stages, remember
 
@@ -356,6 +358,26 @@ def _gid(type_name: str, pk: int) -> str:
     return to_global_id(type_name, pk)
 
 
+# vtiger and vtenext export a reference that may point into several modules ("Related To",
+# "Campaign Source") as "Module::::Name".
+MODULES = {"accounts": "account", "contacts": "contact", "campaigns": "campaign"}
+_A = {"account": "an account", "campaign": "a campaign", "contact": "a contact"}
+
+
+def related(target: str, text: str) -> tuple[str | None, str]:
+    """Which kind of record a reference cell names, and its name: `Accounts::::Alfa` in
+    the account column is the account Alfa, `Contacts::::Anna Bianchi` there (vtenext's
+    "Collegato a" of a deal with a person) the contact; a module that is none of those
+    gives None."""
+    module, separator, name = text.strip().partition("::::")
+    if not separator:
+        return target, text.strip()
+    kind = MODULES.get(module.strip().casefold())
+    if kind == "contact" and target == "account" or kind == target:
+        return kind, name.strip()
+    return None, name.strip()
+
+
 def _fold(text: str) -> str:
     """The natural-key form of a name: trimmed, case-insensitive, inner spaces collapsed."""
     return " ".join(text.split()).casefold()
@@ -483,9 +505,11 @@ class Importer:
         for stage in (await all_stages(self.session)).values():
             known = self.lookups.values.setdefault("salesStage", {})
             known[normalise(stage.key)] = known[normalise(stage.name)] = stage.key
-        for name, labels in ITALIAN_VALUES.items():
-            for key, label in labels.items():
-                self.lookups.values.setdefault(name, {}).setdefault(normalise(label), key)
+        for name, by_key in VTENEXT_VALUES.items():
+            known = self.lookups.values.setdefault(name, {})
+            for key, labels in by_key.items():
+                for label in labels:
+                    known.setdefault(normalise(label), key)
         users = (await self.session.scalars(select(User).order_by(User.id))).all()
         for user in users:  # a username wins over someone's full name or email
             self.lookups.users.setdefault(_fold(user.username), user)
@@ -501,9 +525,12 @@ class Importer:
         typed: dict[str, set[str]] = {"account": set(), "campaign": set(), "contact": set()}
         for _, cells in batch:
             for target, cell in zip(self.targets, cells, strict=False):
-                if target in wanted and cell.strip() and _fold(cell) not in wanted[target]:
-                    wanted[target].add(_fold(cell))
-                    typed[target].add(" ".join(cell.split()))
+                if target not in wanted or not cell.strip():
+                    continue
+                kind, name = related(target, cell)
+                if kind in wanted and name and _fold(name) not in wanted[kind]:
+                    wanted[kind].add(_fold(name))
+                    typed[kind].add(" ".join(name.split()))
         lookups, viewer = self.lookups, self.viewer
         # By lower() and as typed: SQLite's lower() leaves non-ASCII capitals (À) alone.
         if wanted["account"] - lookups.accounts.keys():
@@ -548,18 +575,26 @@ class Importer:
 
     # one row -------------------------------------------------------------------------
 
+    def _cells(self, cells: list[str]) -> dict[str, str]:
+        """A row's cells by target, trimmed; vtiger's "--None--" (vtenext's "--Nessuno--")
+        is an empty cell."""
+        return {t: "" if is_none(c) else c.strip()
+                for t, c in zip(self.targets, cells, strict=False) if t}
+
     def header_of(self, target: str) -> str:
         for header, t in zip(self.table.headers, self.targets, strict=True):
             if t == target:
                 return header
         return target
 
-    async def convert(self, cells: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The row as mutation input, and the import-only extras (actualCloseDate, an
-        account to create)."""
+    async def convert(
+        self, cells: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str | None, str]]]:
+        """The row as mutation input, the import-only extras (actualCloseDate, an account to
+        create), and the cells that cannot be read (column, reason): every one of them."""
         data: dict[str, Any] = {}
         extra: dict[str, Any] = {}
-        raw = {t: c.strip() for t, c in zip(self.targets, cells, strict=False) if t}
+        raw = self._cells(cells)
         custom: list[tuple[str, Any]] = []
         self.row_custom = []
         problems: list[tuple[str | None, str]] = []
@@ -572,8 +607,6 @@ class Importer:
                 problems += bad.problems
             except ValueError as bad:
                 problems.append((self.header_of(target), str(bad)))
-        if problems:  # every unreadable cell at once; the rules run once all can be read
-            raise CellError(*problems[0], more=problems[1:])
         if custom:
             data["custom_fields"] = custom
             self.row_custom = [key for key, _ in custom]
@@ -583,7 +616,7 @@ class Importer:
             default = stage.probability if stage else None
             if manual is False or (manual is None and data["probability"] == default):
                 del data["probability"]
-        return data, extra
+        return data, extra, problems
 
     async def _cell(
         self, target: str, text: str, data: dict[str, Any], extra: dict[str, Any],
@@ -616,27 +649,39 @@ class Importer:
             if user is None:
                 raise CellError(self.header_of(target), f"No user {text!r}.")
             data["assigned_to_id"] = _gid("User", user.id)
-        elif target == "account":
+        elif target in ("account", "campaign", "contact"):
+            kind, name = related(target, text)
+            if kind is None:
+                raise ValueError(f"{text!r} is not {_A[target]}")
+            self._reference(kind, name, self.header_of(target), data, extra)
+        elif target in self.custom:
+            custom.append((target, self._custom_value(self.custom[target], text)))
+
+    def _reference(
+        self, target: str, text: str, header: str, data: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> None:
+        """An account, campaign or contact by its natural key (in the column `header`)."""
+        lookups = self.lookups
+        if target == "account":
             account = lookups.accounts.get(_fold(text))
             if account is not None:
                 data["account_id"] = _gid("Account", account.id)
             elif self.options.create_missing_accounts:
                 extra["new_account"] = " ".join(text.split())  # created once the row is kept
             else:
-                raise CellError(self.header_of(target), f"No account named {text!r} "
+                raise CellError(header, f"No account named {text!r} "
                                 "(use --create-missing-accounts to create it).")
         elif target == "campaign":
             campaign = lookups.campaigns.get(_fold(text))
             if campaign is None:
-                raise CellError(self.header_of(target), f"No campaign named {text!r}.")
+                raise CellError(header, f"No campaign named {text!r}.")
             data["campaign_id"] = _gid("Campaign", campaign.id)
         elif target == "contact":
             contact = lookups.contacts.get(_fold(text))
             if contact is None:
-                raise CellError(self.header_of(target), f"No contact {text!r}.")
+                raise CellError(header, f"No contact {text!r}.")
             data["contact_id"] = _gid("Contact", contact.id)
-        elif target in self.custom:
-            custom.append((target, self._custom_value(self.custom[target], text)))
 
     def _custom_value(self, d: CustomFieldDefinition, text: str) -> Any:
         if d.type == "INTEGER":
@@ -705,7 +750,10 @@ class Importer:
             return
         raw: dict[str, set[Any]] = {m: set() for m in self.options.match}
         for _, cells in batch:
-            row = {t: c.strip() for t, c in zip(self.targets, cells, strict=False) if t}
+            row = self._cells(cells)
+            for target in ("account", "campaign"):
+                kind, name = related(target, row.get(target, ""))
+                row[target] = name if kind == target else ""
             given = {
                 "number": self._number_of(cells),
                 "name": _fold(row.get("name", "")) or None,
@@ -745,9 +793,12 @@ class Importer:
                 raise CellError(None, f"The row has {len(cells)} cells but the header "
                                 f"{len(self.table.headers)}: quote values that hold the "
                                 f"delimiter {self.table.delimiter!r}.")
-            data, extra = await self.convert(cells)
+            data, extra, unreadable = await self.convert(cells)
             key = self.match_key(data, self._number_of(cells))
             existing = self.seen.get(key) if key is not None else None
+            if unreadable:
+                await self._fail_all(line, cells, unreadable, existing, data)
+                return
             if existing is not None and self.options.duplicates == "skip":
                 self.report.skipped += 1
                 return
@@ -772,6 +823,48 @@ class Importer:
             self._fail(line, cells, [Issue(line, column, why) for column, why in bad.problems])
         except ValidationFailed as refused:
             self._fail(line, cells, [self._issue(line, e) for e in refused.errors])
+
+    async def _fail_all(
+        self, line: int, cells: list[str], unreadable: list[tuple[str | None, str]],
+        existing: Opportunity | None, data: dict[str, Any],
+    ) -> None:
+        """Fail a row with unreadable cells, reporting with them what the rules say of the
+        cells that can be read: every problem of the row at once.
+
+        The rule function (create or update, as the row would be written) runs on the
+        readable cells with the expected close date withheld: the rules refuse a deal
+        without one (before they change anything), so this writes nothing."""
+        updating = existing is not None and self.options.duplicates != "skip"
+        probe = {**data, "expected_close_date": None}
+        refused: list[FieldError] = []
+        try:
+            if updating:
+                assert existing is not None
+                if existing.id is None:  # created earlier in this batch
+                    await self.write_pending()
+                await opportunity.update_opportunity(
+                    self.session, self.viewer, to_global_id("Opportunity", existing.id), probe,
+                    root=("row",),
+                )
+            else:
+                await opportunity.create_opportunity(self.session, self.viewer, probe,
+                                                     root=("row",))
+        except ValidationFailed as rules:
+            refused = rules.errors
+        else:  # pragma: no cover - the rules require an expected close date
+            raise AssertionError("the rules took a deal without an expected close date")
+        withheld = updating or "expected_close_date" in data
+        issues = [Issue(line, column, why) for column, why in unreadable]
+        columns = {column for column, _ in unreadable}
+        for error in refused:
+            if withheld and error.field == ["row", "expectedCloseDate"]:
+                continue
+            issue = self._issue(line, error)
+            if issue.column not in columns:  # an unreadable cell already says it
+                issues.append(issue)
+        order = {header: i for i, header in enumerate(self.table.headers)}
+        issues.sort(key=lambda i: order.get(i.column or "", -1))
+        self._fail(line, cells, issues)
 
     async def _write(
         self, existing: Opportunity | None, key: tuple[Any, ...] | None, data: dict[str, Any],
@@ -851,8 +944,7 @@ class Importer:
     def _fail(self, line: int, cells: list[str], issues: list[Issue]) -> None:
         self.report.failed += 1
         self.report.errors.extend(issues)
-        reason = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
-        self.failed.append((line, cells, f"line {line}: {reason}"))
+        self.failed.append((line, cells, _reason(line, issues)))
 
     # batches -------------------------------------------------------------------------
 
@@ -894,6 +986,25 @@ class Importer:
         # What the session holds (people, accounts, overwritten deals) is only read from
         # here on: letting it go keeps a long import's memory flat.
         self.session.expunge_all()
+
+    def carry_on(self, before: Report) -> int:
+        """Take over what an earlier, interrupted run of the job reported (its failed rows
+        again from the file, by line); the index of the first row it did not process."""
+        report = self.report
+        report.processed, report.created = before.processed, before.created
+        report.updated, report.skipped = before.updated, before.skipped
+        report.failed = before.failed
+        report.warnings = [*before.warnings,
+                           *(w for w in report.warnings if w not in before.warnings)]
+        report.errors = list(before.errors)
+        cells = dict(self.table.rows[:before.processed])
+        reasons: dict[int, list[Issue]] = {}
+        for issue in before.errors:
+            reasons.setdefault(issue.line, []).append(issue)
+        for line, issues in reasons.items():
+            if line in cells:
+                self.failed.append((line, cells[line], _reason(line, issues)))
+        return before.processed
 
     def failed_csv(self) -> str | None:
         """The failed rows as they were read, with an error column: fix them, import again."""
@@ -970,6 +1081,12 @@ def _same_keys(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _reason(line: int, issues: Sequence[Issue]) -> str:
+    """The failed-rows file's error cell of a row."""
+    reason = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
+    return f"line {line}: {reason}"
+
+
 def _date_or_none(text: str) -> dt.date | None:
     try:
         return parse_date(text) if text else None
@@ -1006,10 +1123,14 @@ async def import_opportunities(
     filename: str = "",
     progress: Progress | None = None,
     job_id: int | None = None,
+    resumed: Report | None = None,
 ) -> Report:
     """Run an import. Without all-or-nothing or dry-run each batch is committed on its own
     (with the job's progress), so an interrupted import leaves whole batches; failed rows
-    are reported, not written. Raises UnusableInput when the file cannot be imported."""
+    are reported, not written. Raises UnusableInput when the file cannot be imported.
+
+    `resumed`: what an interrupted run of the job committed; the rows it processed are not
+    read again, and its counts, warnings and errors carry on."""
     options.check()
     table = data if isinstance(data, Table) else read_table(data)
     single = options.dry_run or options.all_or_nothing
@@ -1022,9 +1143,10 @@ async def import_opportunities(
         history.set_source(session, "IMPORT")  # the field history of overwritten deals
         await importer.plan()
         await importer.load_lookups()
+        first = importer.carry_on(resumed) if resumed is not None else 0
         await _notify(progress, report)
         size = max(1, options.batch_size)
-        for start in range(0, len(table.rows), size):
+        for start in range(first, len(table.rows), size):
             await importer.run_batch(table.rows[start:start + size])
             if job_id is not None:
                 await _record_items(session, job_id, importer)
@@ -1076,13 +1198,23 @@ async def _record_items(session: AsyncSession, job_id: int, importer: Importer) 
 
 
 async def _record_progress(session: AsyncSession, job_id: int, report: Report) -> None:
-    """The job's counters, committed with the batch they count."""
+    """The job's counters, warnings and errors, committed with the batch they count (what
+    a resumed job carries on from)."""
     await session.execute(
         update(ImportJob).where(ImportJob.id == job_id).values(
             total=report.total, processed=report.processed, created=report.created,
             updated=report.updated, skipped=report.skipped, failed=report.failed,
+            warnings=list(report.warnings), errors=_errors_json(report),
         )
     )
+
+
+def _errors_json(report: Report) -> list[dict[str, Any]]:
+    return [{"line": i.line, "column": i.column, "message": i.message}
+            for i in report.errors[:MAX_ERRORS]]
+
+
+MAX_ERRORS = 1000  # errors a job keeps
 
 
 # --- jobs and undo -----------------------------------------------------------------------
@@ -1097,13 +1229,49 @@ def options_json(options: Options) -> dict[str, Any]:
     }
 
 
+def options_of(stored: dict[str, Any]) -> Options:
+    """The options a job ran with (options_json read back)."""
+    return Options(
+        dry_run=bool(stored.get("dryRun")), duplicates=stored.get("duplicates", "skip"),
+        match=tuple(stored.get("match") or ()),
+        create_missing_accounts=bool(stored.get("createMissingAccounts")),
+        mapping=dict(stored.get("mapping") or {}),
+        all_or_nothing=bool(stored.get("allOrNothing")),
+        batch_size=int(stored.get("batchSize") or 1000),
+    )
+
+
+@dataclass(frozen=True)
+class Source:
+    """The file of a job, to resume it: a path and the SHA-256 of what was imported; `kept`
+    when the file is a copy of an upload that the job owns."""
+
+    path: str
+    sha256: str
+    kept: bool = False
+
+    @staticmethod
+    def of(path: str | Path, data: bytes, kept: bool = False) -> Source:
+        return Source(str(path), hashlib.sha256(data).hexdigest(), kept)
+
+
+def _run_by_this_process(job: ImportJob) -> None:
+    runner = processes.current()
+    job.runner_pid, job.runner_host, job.runner_started = runner.pid, runner.host, runner.started
+
+
 async def start_job(
-    session: AsyncSession, viewer: Viewer, filename: str, options: Options, total: int = 0
+    session: AsyncSession, viewer: Viewer, filename: str, options: Options, total: int = 0,
+    source: Source | None = None,
 ) -> ImportJob:
     job = ImportJob(
         filename=filename[:255], status="RUNNING", total=total, created_by_id=viewer.user.id,
         options=options_json(options), warnings=[], errors=[],
     )
+    _run_by_this_process(job)
+    if source is not None:
+        job.source_path, job.source_sha256, job.source_kept = (
+            source.path, source.sha256, source.kept)
     session.add(job)
     await session.flush()
     return job
@@ -1115,22 +1283,54 @@ def finish_job(job: ImportJob, report: Report, status: str = "DONE") -> None:
     job.created, job.updated = report.created, report.updated
     job.skipped, job.failed = report.skipped, report.failed
     job.warnings = list(report.warnings)
-    job.errors = [{"line": i.line, "column": i.column, "message": i.message}
-                  for i in report.errors[:1000]]
+    job.errors = _errors_json(report)
     job.failed_rows_csv = report.failed_rows_csv
     job.finished_at = utcnow()
 
 
 async def create_job(
     sessions: async_sessionmaker[AsyncSession], viewer: Viewer, filename: str,
-    options: Options, total: int,
+    options: Options, total: int, source: Source | None = None,
+    upload: bytes | None = None, keep_dir: Path | None = None,
 ) -> ImportJob:
-    """A RUNNING job, committed on its own session (it outlives a rolled-back import)."""
+    """A RUNNING job, committed on its own session (it outlives a rolled-back import). With
+    `upload` and `keep_dir`, the uploaded bytes are kept there (for a resume) until the job
+    ends."""
     async with sessions() as session:
         await begin_write(session)
-        job = await start_job(session, viewer, filename, options, total)
+        job = await start_job(session, viewer, filename, options, total, source)
+        if upload is not None and keep_dir is not None:
+            try:
+                path = await asyncio.to_thread(_keep, keep_dir, job.id, upload)
+            except OSError as exc:
+                log.warning("import job %s: the upload cannot be kept in %s (%s)", job.id,
+                            keep_dir, exc)
+                job.warnings = [f"The upload could not be kept ({exc.strerror or exc}): "
+                                "this import cannot be resumed if it is interrupted."]
+            else:
+                job.source_path, job.source_sha256, job.source_kept = (
+                    str(path), hashlib.sha256(upload).hexdigest(), True)
         await session.commit()
         return job
+
+
+def _keep(directory: Path, job_id: int, data: bytes) -> Path:
+    """DIR/imports/job-ID.csv, written whole (a temporary file renamed into place)."""
+    folder = directory.resolve() / "imports"  # absolute: a resume may run elsewhere
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"job-{job_id}.csv"
+    partial = path.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(path)
+    return path
+
+
+def _let_go(job: ImportJob) -> None:
+    """Remove the job's own copy of its upload (a command's file is the user's: it stays)."""
+    if job.source_kept and job.source_path:
+        Path(job.source_path).unlink(missing_ok=True)
+    if job.source_kept:
+        job.source_path, job.source_kept = None, False
 
 
 async def run_job(
@@ -1141,11 +1341,18 @@ async def run_job(
     filename: str,
     job_id: int,
     progress: Progress | None = None,
+    resumed: Report | None = None,
 ) -> Report:
-    """Run the import of a created job and record its outcome: DONE (rows may have failed),
-    FAILED when nothing was written (all-or-nothing) or the import broke off."""
+    """Run the import of a created (or resumed) job and record its outcome: DONE (rows may
+    have failed), FAILED when nothing was written (all-or-nothing) or the import broke off,
+    INTERRUPTED when it was cancelled (a shutdown, Ctrl-C): resumable."""
     report = Report(job_id=job_id, total=len(table.rows), encoding=table.encoding,
                     delimiter=table.delimiter)
+    if resumed is not None:
+        report.processed, report.created, report.updated = (
+            resumed.processed, resumed.created, resumed.updated)
+        report.skipped, report.failed = resumed.skipped, resumed.failed
+        report.warnings, report.errors = list(resumed.warnings), list(resumed.errors)
     status = "FAILED"
 
     async def track(live: Report) -> None:
@@ -1155,7 +1362,7 @@ async def run_job(
 
     try:
         report = await import_opportunities(
-            sessions, viewer, table, options, filename, track, job_id
+            sessions, viewer, table, options, filename, track, job_id, resumed
         )
         status = "DONE" if report.written or options.dry_run else "FAILED"
     except UnusableInput as unusable:
@@ -1163,17 +1370,27 @@ async def run_job(
         await _finish(sessions, job_id, report, status)
         raise
     except (Exception, asyncio.CancelledError) as exc:
-        if not isinstance(exc, asyncio.CancelledError):
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if cancelled:
+            status = "INTERRUPTED"
+            report.warnings.append(_interrupted(job_id, report, "it was cancelled"))
+        else:
             log.exception("import job %s broke off", job_id)
-        reason = "interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
-        report.warnings.append(f"The import broke off ({reason}); the batches committed "
-                               "before stay (undo removes them).")
-        await _finish(sessions, job_id, report, status)
+            report.warnings.append(f"The import broke off ({type(exc).__name__}); the "
+                                   "batches committed before stay (undo removes them).")
+        await asyncio.shield(_finish(sessions, job_id, report, status, committed=cancelled))
         raise
     finally:
         LIVE.pop(job_id, None)
     await _finish(sessions, job_id, report, status)
     return report
+
+
+def _interrupted(job_id: int, report: Report | ImportJob, why: str) -> str:
+    return (f"Interrupted ({why}) after {report.processed:,} of {report.total:,} rows: "
+            f"what was committed stays ({report.created:,} created, {report.updated:,} "
+            f"updated, {report.skipped:,} skipped, {report.failed:,} failed). Resume it "
+            f"(dealgraph import resume {job_id}, or resumeImport) or undo it.")
 
 
 # The imports running in the background of this process (a task must be referenced
@@ -1187,6 +1404,12 @@ def _forget_task(task: asyncio.Task[Report]) -> None:
         task.exception()  # recorded on the job and logged by run_job already
 
 
+def _in_background(job_id: int, work: Coroutine[Any, Any, Report]) -> None:
+    task = asyncio.get_running_loop().create_task(work, name=f"import job {job_id}")
+    TASKS.add(task)
+    task.add_done_callback(_forget_task)
+
+
 async def submit(
     sessions: async_sessionmaker[AsyncSession],
     session: AsyncSession,
@@ -1194,34 +1417,169 @@ async def submit(
     data: bytes,
     filename: str,
     options: Options,
+    keep_dir: Path | None = None,
 ) -> ImportJob:
     """Check the file and the options (ValidationFailed on ["input", <option>] when they are
-    unusable), create the job and run the import in the background; poll the job."""
+    unusable), create the job (keeping the upload in `keep_dir` for a resume) and run the
+    import in the background; poll the job."""
     try:
         table = read_table(data)
         await preflight(session, viewer, table, options)
     except UnusableInput as unusable:
         raise ValidationFailed([FieldError(["input", unusable.field], str(unusable),
                                            ErrorCode.INVALID)]) from None
-    job = await create_job(sessions, viewer, filename, options, len(table.rows))
-    task = asyncio.get_running_loop().create_task(
-        run_job(sessions, viewer, table, options, filename, job.id),
-        name=f"import job {job.id}",
-    )
-    TASKS.add(task)
-    task.add_done_callback(_forget_task)
+    job = await create_job(sessions, viewer, filename, options, len(table.rows),
+                           upload=data, keep_dir=keep_dir)
+    _in_background(job.id, run_job(sessions, viewer, table, options, filename, job.id))
     return job
 
 
 async def _finish(
-    sessions: async_sessionmaker[AsyncSession], job_id: int, report: Report, status: str
+    sessions: async_sessionmaker[AsyncSession], job_id: int, report: Report, status: str,
+    committed: bool = False,
 ) -> None:
+    """Record a job's outcome. An interrupted job keeps the counts of what its batches
+    committed (`committed`: the report may be ahead of them, by a batch rolled back)."""
     async with sessions() as session:
         await begin_write(session)
         job = await session.get(ImportJob, job_id)
         if job is not None:
-            finish_job(job, report, status)
+            if committed:
+                job.status, job.finished_at = status, utcnow()
+                job.warnings = [*(job.warnings or []), report.warnings[-1]]
+            else:
+                finish_job(job, report, status)
+            if status != "INTERRUPTED":
+                _let_go(job)
         await session.commit()
+
+
+async def recover_interrupted(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
+    """Mark INTERRUPTED the jobs left RUNNING by a process that is gone (killed, crashed,
+    rebooted), with what they had committed; their ids. Run when a server starts and when
+    the command starts an import. A job run from another host is left alone: this one
+    cannot tell whether its process lives."""
+    async with sessions() as session:
+        running = (await session.execute(
+            select(ImportJob.id, ImportJob.runner_pid, ImportJob.runner_host,
+                   ImportJob.runner_started).where(ImportJob.status == "RUNNING")
+        )).all()
+        gone = {pk: (pid, host) for pk, pid, host, started in running
+                if processes.is_gone(pid, host, started)}
+        if not gone:
+            return []
+        await begin_write(session)
+        jobs = (await session.scalars(
+            select(ImportJob).where(ImportJob.id.in_(sorted(gone)),
+                                    ImportJob.status == "RUNNING")
+            .with_for_update().execution_options(populate_existing=True)
+        )).all()
+        marked = []
+        for job in jobs:
+            if (job.runner_pid, job.runner_host) != gone[job.id]:
+                continue  # resumed meanwhile, by a live process
+            job.status, job.finished_at = "INTERRUPTED", utcnow()
+            why = f"its process, {job.runner_pid} on {job.runner_host}, is gone"
+            job.warnings = [*(job.warnings or []), _interrupted(job.id, job, why)]
+            marked.append(job.id)
+        await session.commit()
+    for pk in marked:
+        log.warning("import job %s was interrupted (its process is gone): marked INTERRUPTED",
+                    pk)
+    return marked
+
+
+@dataclass
+class Resumption:
+    """An interrupted job claimed to run again: from row `resumed.processed` of `table`."""
+
+    job: ImportJob
+    viewer: Viewer
+    table: Table
+    options: Options
+    resumed: Report
+
+
+async def claim_resume(
+    sessions: async_sessionmaker[AsyncSession], viewer: Viewer, job_id: int
+) -> Resumption:
+    """Take an INTERRUPTED job back to RUNNING, by this process, with its file read again
+    (ValidationFailed on ["input", "id"] when it cannot be: not found, not interrupted, the
+    file gone or changed). It runs as the user who started it, with their visibility."""
+    await recover_interrupted(sessions)
+    gid = to_global_id("ImportJob", job_id)
+
+    def refused(message: str, code: ErrorCode = ErrorCode.INVALID) -> ValidationFailed:
+        return ValidationFailed([FieldError(["input", "id"], message, code)])
+
+    async with sessions() as session:
+        await begin_write(session)
+        job = await visible_job(session, viewer, job_id)
+        if job is None:
+            raise refused(f"No import with id {gid!r}.", ErrorCode.NOT_FOUND)
+        if job.status != "INTERRUPTED":
+            state = {"RUNNING": "it is still running", "UNDONE": "it is undone"}.get(
+                job.status, f"it is {job.status.lower()}, not interrupted")
+            raise refused(f"The import cannot be resumed: {state}.")
+        if not job.source_path:
+            raise refused("The import cannot be resumed: it kept no file. Import the rows "
+                          f"after the first {job.processed:,} again instead.", ErrorCode.NOT_FOUND)
+        try:
+            data = await asyncio.to_thread(Path(job.source_path).read_bytes)
+        except OSError as exc:
+            raise refused(f"The import cannot be resumed: its file {job.source_path} is gone "
+                          f"({exc.strerror or exc}). Import the rows after the first "
+                          f"{job.processed:,} again instead.", ErrorCode.NOT_FOUND) from None
+        if hashlib.sha256(data).hexdigest() != job.source_sha256:
+            raise refused(f"The import cannot be resumed: its file {job.source_path} has "
+                          "changed since the import began.")
+        try:
+            table = read_table(data)
+        except UnusableInput as unusable:  # pragma: no cover - it was read once already
+            raise refused(f"The import cannot be resumed: {unusable}") from None
+        creator = await session.get(User, job.created_by_id)
+        assert creator is not None
+        runs_as = viewer if creator.id == viewer.user.id else await load_viewer(
+            session, creator, viewer.sharing)
+        resumed = Report(
+            job_id=job.id, total=len(table.rows), processed=job.processed,
+            created=job.created, updated=job.updated, skipped=job.skipped, failed=job.failed,
+            warnings=[*(job.warnings or []), _resuming(job, table, viewer)],
+            errors=[Issue(e["line"], e.get("column"), e["message"]) for e in job.errors or []],
+            encoding=table.encoding, delimiter=table.delimiter,
+        )
+        job.status, job.finished_at, job.warnings = "RUNNING", None, resumed.warnings
+        _run_by_this_process(job)
+        await session.commit()
+        return Resumption(job, runs_as, table, options_of(job.options or {}), resumed)
+
+
+def _resuming(job: ImportJob, table: Table, viewer: Viewer) -> str:
+    at = table.rows[job.processed][0] if job.processed < len(table.rows) else None
+    where = f"at line {at} (row {job.processed + 1:,})" if at else "past the last row"
+    return f"Resumed {where} by {viewer.user.username}."
+
+
+async def resume(
+    sessions: async_sessionmaker[AsyncSession], viewer: Viewer, job_id: int,
+    progress: Progress | None = None,
+) -> Report:
+    """Resume an interrupted job and run it to its end (the command)."""
+    claim = await claim_resume(sessions, viewer, job_id)
+    return await run_job(sessions, claim.viewer, claim.table, claim.options,
+                         claim.job.filename, claim.job.id, progress, claim.resumed)
+
+
+async def submit_resume(
+    sessions: async_sessionmaker[AsyncSession], viewer: Viewer, job_id: int
+) -> ImportJob:
+    """Resume an interrupted job in the background (resumeImport); poll it."""
+    claim = await claim_resume(sessions, viewer, job_id)
+    _in_background(claim.job.id, run_job(
+        sessions, claim.viewer, claim.table, claim.options, claim.job.filename, claim.job.id,
+        resumed=claim.resumed,
+    ))
+    return claim.job
 
 
 async def visible_job(session: AsyncSession, viewer: Viewer, job_id: int) -> ImportJob | None:
@@ -1255,7 +1613,8 @@ async def undo_import(
 ) -> ImportJob:
     """Remove what the import created and restore what it overwrote. A created deal that
     has been worked on since (changed, quoted, ...) goes to the recycle bin instead, and a
-    created account still in use stays: undo loses nobody's later work."""
+    created account still in use stays: undo loses nobody's later work. An INTERRUPTED job
+    is undone like a finished one; a RUNNING one only with `force`."""
     job = await visible_job(session, viewer, job_id)
     problem = None
     gid = to_global_id("ImportJob", job_id)
@@ -1314,6 +1673,7 @@ async def undo_import(
             notes.append(f"Undo: {len(in_use)} created account(s) are in use and were kept.")
     job.status, job.undone_at = "UNDONE", utcnow()
     job.warnings = [*(job.warnings or []), *notes]
+    _let_go(job)
     await session.flush()
     return job
 

@@ -24,6 +24,7 @@ class ImportJobStatus(Enum):
     RUNNING = "RUNNING"
     DONE = "DONE"
     FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
     UNDONE = "UNDONE"
 
 
@@ -78,7 +79,9 @@ class ImportJob(Node):
     status: ImportJobStatus = strawberry.field(
         resolver=_status,
         description="RUNNING, then DONE (rows may have failed: see failed and errors) or "
-        "FAILED (nothing written by an all-or-nothing import, or it broke off); UNDONE.",
+        "FAILED (nothing written by an all-or-nothing import, or it broke off); INTERRUPTED "
+        "when its process was stopped or is gone (what its batches committed stays: "
+        "resumeImport continues it, undoImport takes it back); UNDONE.",
     )
     filename: str
     total: int = _count("total", "Data rows in the file.")

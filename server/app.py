@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute, request_response
 
-from resolvers import events
+from resolvers import events, importing
 from resolvers.filestore import FileStore
 from server.auth import AuthMiddleware, wants_graphiql
 from server.db import create_engine, create_sessionmaker
@@ -22,6 +24,16 @@ from server.export import opportunities_csv
 from server.graphql import GraphQLApp, create_schema
 from server.migrate import is_at_head
 from server.settings import Settings
+
+log = logging.getLogger("dealgraph.server")
+
+
+async def _recover_imports(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Import jobs left RUNNING by a process that is gone become INTERRUPTED (resumable)."""
+    try:
+        await importing.recover_interrupted(sessions)
+    except Exception as exc:  # noqa: BLE001 - a database not migrated yet, say: not fatal
+        log.warning("could not check for interrupted import jobs: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -61,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # 150,000 objects, tens of ms during which every request in flight waits).
         gc.collect()
         gc.freeze()
+        await _recover_imports(sessions)
         yield
         await broker.close()
         await engine.dispose()

@@ -7,7 +7,8 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -46,7 +47,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 export_app = typer.Typer(help="Export records as CSV.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
-import_app = typer.Typer(help="Import records from CSV, and undo an import.", no_args_is_help=True)
+import_app = typer.Typer(help="Import records from CSV; resume or undo an import.",
+                         no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
 err = Console(stderr=True)
@@ -442,25 +444,19 @@ def import_opportunities(
         engine = create_engine(settings)
         sessions = create_sessionmaker(engine)
         try:
+            await importing.recover_interrupted(sessions)  # jobs of killed imports
             async with sessions() as session:
                 viewer = await load_viewer(session, await _acting_user(session, as_user),
                                            settings.sharing)
                 await importing.preflight(session, viewer, table, options)
-            with Progress(
-                TextColumn("importing"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
-                TimeElapsedColumn(), console=err, transient=True,
-            ) as bar:
-                task = bar.add_task("rows", total=len(table.rows))
-
-                def progress(report: importing.Report) -> None:
-                    bar.update(task, completed=report.processed)
-
+            with _progress_bar() as progress:
                 if options.dry_run:
                     return await importing.import_opportunities(
                         sessions, viewer, table, options, file.name, progress
                     )
                 job = await importing.create_job(
-                    sessions, viewer, file.name, options, len(table.rows)
+                    sessions, viewer, file.name, options, len(table.rows),
+                    importing.Source.of(file.resolve(), data),
                 )
                 return await importing.run_job(
                     sessions, viewer, table, options, file.name, job.id, progress
@@ -473,9 +469,35 @@ def import_opportunities(
     except importing.UnusableInput as exc:
         _unusable(f"{file}: {exc}")
     except KeyboardInterrupt:
-        err.print("interrupted: the batches committed so far stay (see `dealgraph import undo`)")
-        raise typer.Exit(130) from None
-    _print_report(report, file.name, options)
+        _interrupted()
+    _report_and_exit(report, file.name, options, failed_rows)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[importing.Report], None]]:
+    with Progress(
+        TextColumn("importing"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def progress(report: importing.Report) -> None:
+            bar.update(task, total=report.total, completed=report.processed)
+
+        yield progress
+
+
+def _interrupted() -> NoReturn:
+    err.print("interrupted: the batches committed so far stay; the import is INTERRUPTED "
+              "(see `dealgraph import resume` and `dealgraph import undo`)")
+    raise typer.Exit(130)
+
+
+def _report_and_exit(
+    report: importing.Report, filename: str, options: importing.Options,
+    failed_rows: Path | None,
+) -> None:
+    _print_report(report, filename, options)
     if failed_rows is not None and report.failed_rows_csv:
         try:
             failed_rows.write_text(report.failed_rows_csv, encoding="utf-8-sig", newline="")
@@ -484,6 +506,64 @@ def import_opportunities(
         sys.stdout.write(f"failed rows written to {failed_rows}\n")
     if report.failed or not report.written and not options.dry_run:
         raise typer.Exit(1)
+
+
+@import_app.command("resume")
+def import_resume(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The import's number or id.")],
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", metavar="USERNAME", show_default=False,
+                     help="Act as this user (default: the first active admin); the import "
+                     "goes on as the user who started it."),
+    ] = None,
+    failed_rows: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", show_default=False,
+                     help="Write the failed rows, with an error column, to FILE."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Continue an interrupted import from its first row not committed, reading the file it
+    was started with again (it must not have changed). Exit codes as for `import
+    opportunities`."""
+    settings = settings_for(database_url)
+    pk = _job_pk(job_id)
+
+    async def main() -> tuple[importing.Report, ImportJob, importing.Options]:
+        engine = create_engine(settings)
+        sessions = create_sessionmaker(engine)
+        try:
+            async with sessions() as session:
+                viewer = await load_viewer(session, await _acting_user(session, as_user),
+                                           settings.sharing)
+            claim = await importing.claim_resume(sessions, viewer, pk)
+            job = claim.job
+            with _progress_bar() as progress:
+                report = await importing.run_job(
+                    sessions, claim.viewer, claim.table, claim.options, job.filename, job.id,
+                    progress, claim.resumed,
+                )
+            return report, job, claim.options
+        finally:
+            await engine.dispose()
+
+    try:
+        report, job, options = asyncio.run(main())
+    except ValidationFailed as exc:
+        fail("; ".join(e.message for e in exc.errors))
+    except KeyboardInterrupt:
+        _interrupted()
+    _report_and_exit(report, job.filename, options, failed_rows)
+
+
+def _job_pk(job_id: str) -> int:
+    from resolvers.ids import pk_of
+
+    pk = int(job_id) if job_id.isdigit() else pk_of(job_id, "ImportJob")
+    if pk is None:
+        _unusable(f"{job_id!r} is not an import id")
+    return pk
 
 
 @import_app.command("undo")
@@ -496,21 +576,19 @@ def import_undo(
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Also undo an import still marked as running "
-                           "(one whose process was killed).")
+                           "(one run from another host whose process was killed).")
     ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Remove what an import created and restore what it overwrote."""
-    from resolvers.ids import pk_of
-
+    """Remove what an import created and restore what it overwrote (an interrupted one
+    too)."""
     settings = settings_for(database_url)
-    pk = int(job_id) if job_id.isdigit() else pk_of(job_id, "ImportJob")
-    if pk is None:
-        _unusable(f"{job_id!r} is not an import id")
+    pk = _job_pk(job_id)
 
     async def main() -> ImportJob:
         engine = create_engine(settings)
         try:
+            await importing.recover_interrupted(create_sessionmaker(engine))
             async with create_sessionmaker(engine)() as session:
                 await begin_write(session)  # SQLite: the write lock first
                 viewer = await load_viewer(session, await _acting_user(session, as_user),

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
 from models.base import Base
-from resolvers import exporting, importing
+from resolvers import exporting, importing, processes
 from resolvers.csv_fields import HEADERS, normalise
 from resolvers.dates import today
+from resolvers.ids import to_global_id
 from resolvers.permissions import Viewer, load_viewer
 from server.app import create_app
 from server.settings import Settings
@@ -237,6 +238,31 @@ def test_headers_map_by_key_english_label_vtiger_label_and_italian_label() -> No
 
 
 @pytest.mark.no_database
+def test_headers_map_from_vtenexts_own_labels_the_accent_a_backtick() -> None:
+    # VTECRM/vtenext modules/Potentials/language/it_it.lang.php and en_us.lang.php
+    expected = {
+        "name": ["Nome Opportunita`", "Potential Name"],
+        "number": ["Numero Opportunita`", "Numero Opportunità"],
+        "account": ["Collegato a", "Related To"],
+        "amount": ["Ammontare"],
+        "expectedCloseDate": ["Data di chiusura attesa", "Data chiusura attesa:"],
+        "actualCloseDate": ["Data chiusura effettiva", "Effective closing date"],
+        "salesStage": ["Stadio di vendita", "Stadio vendita:"],
+        "probability": ["Probabilita` (%)", "Probabilita`  (%):", "Probabilità (%)"],
+        "leadSource": ["Fonte Lead"], "campaign": ["Fonte Campagna"],
+        "assignedTo": ["Assegnato a"], "nextStep": ["Prossimo Step"],
+        "type": ["Tipo", "Tipo Opportunita`", "Opportunity Type"],
+        "description": ["Descrizione"], "currency": ["Valuta"],
+        "createdAt": ["Orario creazione", "Time created"],
+        "updatedAt": ["Orario modifica", "Modified Time"],
+        "createdBy": ["Creatore", "Creator"],
+    }
+    for key, headers in expected.items():
+        for header in headers:
+            assert HEADERS[normalise(header)].key == key, header
+
+
+@pytest.mark.no_database
 def test_records_keep_the_line_they_start_on() -> None:
     table = importing.read_table(fixture("multiline_quoted.csv"))
     assert table.delimiter == ";" and table.encoding == "utf-8"
@@ -260,59 +286,85 @@ def test_unusable_files_are_refused_before_anything(data: bytes, says: str) -> N
 # --- what people have --------------------------------------------------------------------
 
 
-async def test_an_italian_vtenext_export_in_windows_1252_imports_with_the_right_values(
-    crm, sessions, engine
-):
-    # given: vtenext's Italian export — semicolons, Windows-1252, decimal comma, dd/mm/yyyy,
-    # Italian headers and values, a multi-line description
+async def test_a_vtenext_export_with_its_own_labels_imports_completely(crm, sessions, engine):
+    # given: a Potentials export as vtenext writes it (include/utils/ExportUtils.php): UTF-8,
+    # every cell quoted, semicolons, CRLF; its field labels in its field order, the accent a
+    # backtick; raw values (dates 2027-03-31, amounts 1234.56, probabilities 10.000); the
+    # picklists by their it_it labels, "--Nessuno--" when empty; "Collegato a" and "Fonte
+    # Campagna" as Module::::Name; the assignee by user name
     data = fixture("vtenext_opportunita.csv")
-    with pytest.raises(UnicodeDecodeError):
-        data.decode("utf-8")
+    table = importing.read_table(data)
+    assert table.headers[:3] == ["Nome Opportunita`", "Numero Opportunita`", "Collegato a"]
 
     # when
     report = await run(sessions, crm["admin"], data, create_missing_accounts=True)
 
-    # then
-    assert (report.created, report.failed, report.errors) == (4, 0, []), report.errors
-    assert (report.encoding, report.delimiter) == ("windows-1252", ";")
+    # then: every row
+    assert (report.created, report.failed, report.errors) == (9, 0, []), report.errors
+    assert (report.encoding, report.delimiter) == ("utf-8", ";")
     assert report.warnings == [
-        "Column 'N. Opportunità' is read-only (numbers are given on create); ignored.",
-        "Column 'Creato il' is not a field; ignored.",
+        "Column 'Numero Opportunita`' is read-only (numbers are given on create); ignored.",
+        "Column 'Orario modifica' is read-only; ignored.",
+        "Column 'Orario creazione' is read-only; ignored.",
+        "Column 'Creatore' is read-only; ignored.",
     ]
     got = await deals(sessions)
-    alfa, fiera = crm["alfa"], crm["fiera"]
-    mrossi, lbianchi = crm["mrossi"], crm["lbianchi"]
-    caffe, impianti = got["Fornitura caffè"], got["Manutenzione impianti"]
-    consulenza, licenze = got["Consulenza ESG"], got["Licenze software"]
-    assert (caffe.amount, caffe.expected_close_date, caffe.sales_stage, caffe.probability,
-            caffe.probability_is_manual, caffe.actual_close_date) == (
-        D("1234.56"), dt.date(2027, 3, 31), "CLOSED_WON", D("100.00"), False, today())
-    assert (caffe.assigned_to_id, caffe.account_id, caffe.campaign_id, caffe.type,
-            caffe.lead_source, caffe.next_step, caffe.description) == (
-        mrossi.id, alfa.id, fiera.id, "NEW_BUSINESS", "TRADE_SHOW",
-        "Chiamare l'ufficio acquisti", "Sconto 5%; consegna a maggio")
-    assert (impianti.amount, impianti.expected_close_date, impianti.sales_stage,
-            impianti.probability, impianti.probability_is_manual, impianti.assigned_to_id,
-            impianti.account_id, impianti.type, impianti.lead_source) == (
-        D("12500.00"), dt.date(2027, 4, 15), "QUALIFICATION", D("20.00"), False, mrossi.id,
-        alfa.id, "EXISTING_BUSINESS", "WORD_OF_MOUTH")
-    assert (consulenza.amount, consulenza.expected_close_date, consulenza.sales_stage,
-            consulenza.probability, consulenza.probability_is_manual,
-            consulenza.assigned_to_id, consulenza.lead_source, consulenza.description) == (
-        D("980.50"), dt.date(2027, 6, 1), "NEGOTIATION_REVIEW", D("85.00"), True,
-        lbianchi.id, "WEB_SITE", "Prima riga\r\nSeconda riga; con punto e virgola")
-    assert (licenze.amount, licenze.sales_stage, licenze.probability, licenze.lead_source,
-            licenze.assigned_to_id, licenze.description, licenze.currency) == (
-        D("45000.00"), "PROSPECTING", D("10.00"), "COLD_CALL", lbianchi.id,
-        "Cliente storico — rinnovo", "EUR")
+    alfa, globex, initech = crm["alfa"].id, crm["globex"].id, crm["initech"].id
+    fiera, expo = crm["fiera"].id, crm["expo"].id
+    mrossi, lbianchi, jsmith, admin = (crm[u].id for u in ("mrossi", "lbianchi", "jsmith",
+                                                            "admin"))
     async with sessions() as session:
         beta = (await session.scalars(select(models.Account).where(
             models.Account.name == "Beta S.r.l."))).one()
-    assert consulenza.account_id == beta.id and beta.assigned_to_id == crm["admin"].id
+    assert {n: (o.sales_stage, o.type, o.lead_source, o.account_id, o.campaign_id,
+                o.assigned_to_id, o.amount, o.probability, o.probability_is_manual)
+            for n, o in got.items()} == {
+        "Fornitura caffè": ("CLOSED_WON", "NEW_BUSINESS", "TRADE_SHOW", alfa, fiera, mrossi,
+                            D("1234.56"), D("100.00"), False),
+        "Manutenzione impianti": ("QUALIFICATION", "EXISTING_BUSINESS", "WORD_OF_MOUTH", alfa,
+                                  None, mrossi, D("12500.00"), D("20.00"), False),
+        "Consulenza ESG": ("NEGOTIATION_REVIEW", "NEW_BUSINESS", "WEB_SITE", beta.id, fiera,
+                           lbianchi, D("980.50"), D("85.00"), True),
+        "Licenze software": ("PROSPECTING", None, None, alfa, None, lbianchi, D("45000.00"),
+                             D("10.00"), False),
+        "Rinnovo Initech": ("PROPOSAL_PRICE_QUOTE", "EXISTING_BUSINESS", "COLD_CALL", initech,
+                            expo, jsmith, D("3000.00"), D("65.00"), False),
+        "Analisi Globex": ("ID_DECISION_MAKERS", "NEW_BUSINESS", "DIRECT_MAIL", globex, None,
+                           jsmith, D("7500.00"), D("40.00"), False),
+        "Formazione Initech": ("NEEDS_ANALYSIS", "NEW_BUSINESS", "EXISTING_CUSTOMER", initech,
+                               None, jsmith, D("0.00"), D("25.00"), False),
+        "Portale clienti": ("VALUE_PROPOSITION", "NEW_BUSINESS", "SELF_GENERATED", globex,
+                            None, jsmith, D("18000.00"), D("30.00"), False),
+        "Audit sicurezza": ("PERCEPTION_ANALYSIS", "EXISTING_BUSINESS", "CONFERENCE", initech,
+                            None, admin, D("6400.00"), D("50.00"), False),
+    }
+    caffe, consulenza, licenze = (got["Fornitura caffè"], got["Consulenza ESG"],
+                                  got["Licenze software"])
+    assert (caffe.expected_close_date, caffe.actual_close_date, caffe.next_step,
+            caffe.description) == (dt.date(2027, 3, 31), dt.date(2026, 11, 20),
+                                   "Chiamare l'ufficio acquisti", "Sconto 5%; consegna a maggio")
+    assert consulenza.description == "Prima riga\r\nSeconda riga; con punto e virgola"
+    assert licenze.description == 'Cliente storico — rinnovo, "priorità" alta'
+    assert beta.assigned_to_id == admin
     for deal in got.values():  # numbers are given on create, never taken from the file
         assert not deal.number.startswith("POT10")
         assert await history(sessions, deal.id) == [(None, deal.sales_stage)]
+        assert deal.actual_close_date is None or deal.sales_stage == "CLOSED_WON"
     assert await count(engine, "accounts") == 4
+
+
+async def test_a_windows_1252_file_imports_with_its_accents(crm, sessions):
+    data = ("Nome Opportunità;Data di chiusura attesa;Stadio di vendita;Ammontare;Descrizione\n"
+            "Caffè;30/06/2027;Qualificazione;€ 1.000;Cliente storico — rinnovo\n"
+            ).encode("cp1252")
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+
+    report = await run(sessions, crm["admin"], data)
+
+    assert (report.created, report.failed, report.encoding) == (1, 0, "windows-1252")
+    deal = (await deals(sessions))["Caffè"]
+    assert (deal.amount, deal.description) == (D("1000.00"), "Cliente storico — rinnovo")
 
 
 async def test_an_english_vtiger_export_imports_with_the_right_values(crm, sessions):
@@ -418,8 +470,9 @@ async def test_picklists_match_keys_english_and_italian_labels_and_references_na
         "name;expectedCloseDate;salesStage;type;leadSource;assignedTo;account;campaign",
         "k;2027-01-01;PERCEPTION_ANALYSIS;NEW_BUSINESS;WEB_SITE;JSMITH;initech;SPRING EXPO",
         "en;2027-01-01;Perception Analysis;New Business;Web Site;John Smith;INITECH;spring expo",
-        "it;2027-01-01;Analisi percezione;Nuovo business;Sito web;john  smith;Initech;Spring Expo",
-        "acc;2027-01-01;analisi PERCEZIONE;nuovo BUSINESS;SITO WEB;jsmith@example.com;Initech;",
+        "it;2027-01-01;Analisi di percezione;Nuovo Business;Web Site;john  smith;Initech;"
+        "Spring Expo",
+        "acc;2027-01-01;analisi di PERCEZIONE;nuovo BUSINESS;WEB SITE;jsmith@example.com;Initech;",
     ]
 
     report = await run(sessions, crm["admin"], "\n".join(rows))
@@ -430,6 +483,84 @@ async def test_picklists_match_keys_english_and_italian_labels_and_references_na
             for o in got.values()} == {("PERCEPTION_ANALYSIS", "NEW_BUSINESS", "WEB_SITE",
                                         crm["jsmith"].id, crm["initech"].id)}
     assert {o.campaign_id for o in got.values()} == {crm["expo"].id, None}
+
+
+VTENEXT_LABELS = {  # it_it, as in VTECRM/vtenext modules/Potentials/language/it_it.lang.php
+    "salesStage": {
+        "In Prospettiva": "PROSPECTING", "Qualificazione": "QUALIFICATION",
+        "Da Analizzare": "NEEDS_ANALYSIS", "Proposto il valore": "VALUE_PROPOSITION",
+        "Potere decisionale": "ID_DECISION_MAKERS",
+        "Analisi di percezione": "PERCEPTION_ANALYSIS",
+        "Proposta/Preventivo Prezzo": "PROPOSAL_PRICE_QUOTE",
+        "Proposta/Prezzo Preventivo": "PROPOSAL_PRICE_QUOTE",  # include/language/it_it
+        "Trattativa/Revisione": "NEGOTIATION_REVIEW", "Chiuso VINTO": "CLOSED_WON",
+        "Chiuso Vinto": "CLOSED_WON",
+    },
+    "type": {"Business Esistente": "EXISTING_BUSINESS", "Nuovo Business": "NEW_BUSINESS"},
+    "leadSource": {
+        "Chiamata a freddo": "COLD_CALL", "Cliente Esistente": "EXISTING_CUSTOMER",
+        "Autogenerato": "SELF_GENERATED", "Dipendente": "EMPLOYEE", "Partner": "PARTNER",
+        "Pubbliche relazioni": "PUBLIC_RELATIONS", "Mail Diretta": "DIRECT_MAIL",
+        "Conferenza": "CONFERENCE", "Fiera": "TRADE_SHOW", "Web Site": "WEB_SITE",
+        "Passaparola": "WORD_OF_MOUTH", "Altro": "OTHER",
+    },
+}
+
+
+@pytest.mark.parametrize("column", ["salesStage", "type", "leadSource"])
+async def test_every_vtenext_value_label_is_read(crm, sessions, column):
+    # given: a row per label of vtenext's (the stage column: Closed Lost needs a reason)
+    labels = VTENEXT_LABELS[column]
+    header = "name;expectedCloseDate;salesStage;type;leadSource;lostReason"
+    rows = []
+    for i, label in enumerate([*labels, "--Nessuno--", "--None--"]):
+        cells = {"salesStage": "Qualificazione", "type": "", "leadSource": "", column: label}
+        rows.append(f"deal {i};2027-01-01;{cells['salesStage']};{cells['type']};"
+                    f"{cells['leadSource']};")
+    if column == "salesStage":
+        rows[-2:] = ["lost;2027-01-01;Chiuso PERSO;;;Price"]  # and a blank stage is missing
+
+    # when
+    report = await run(sessions, crm["admin"], "\n".join([header, *rows]))
+
+    # then
+    assert (report.failed, report.errors) == (0, [])
+    got = await deals(sessions)
+    attribute = {"salesStage": "sales_stage", "type": "type", "leadSource": "lead_source"}
+    values = [getattr(got[f"deal {i}"], attribute[column]) for i in range(len(labels))]
+    assert values == list(labels.values())
+    if column == "salesStage":
+        assert got["lost"].sales_stage == "CLOSED_LOST"
+    else:  # vtenext's empty picklist, in Italian and in English
+        blank = [getattr(got[f"deal {i}"], attribute[column])
+                 for i in range(len(labels), len(labels) + 2)]
+        assert blank == [None, None]
+
+
+async def test_a_vtenext_reference_names_its_module(crm, sessions):
+    rows = [
+        "Nome Opportunita`;Data di chiusura attesa;Stadio di vendita;Collegato a;Fonte Campagna",
+        "azienda;2027-01-01;Qualificazione;Accounts::::Initech;Campaigns::::Spring Expo",
+        "persona;2027-01-01;Qualificazione;Contacts::::Homer Simpson;",
+        "lead;2027-01-01;Qualificazione;Leads::::Initech;",
+        "campagna sbagliata;2027-01-01;Qualificazione;;Accounts::::Initech",
+    ]
+
+    report = await run(sessions, crm["admin"], "\n".join(rows))
+
+    assert report.created == 2
+    assert [(i.line, i.column, i.message) for i in report.errors] == [
+        (4, "Collegato a", "'Leads::::Initech' is not an account"),
+        (5, "Fonte Campagna", "'Accounts::::Initech' is not a campaign"),
+    ]
+    got = await deals(sessions)
+    assert (got["azienda"].account_id, got["azienda"].campaign_id) == (
+        crm["initech"].id, crm["expo"].id)
+    async with sessions() as session:
+        link = (await session.scalars(select(models.OpportunityContact).where(
+            models.OpportunityContact.opportunity_id == got["persona"].id))).one()
+    assert (got["persona"].account_id, link.contact_id, link.is_primary) == (
+        None, crm["homer"].id, True)
 
 
 # --- failures, reported by line and column --------------------------------------------------
@@ -466,7 +597,7 @@ async def test_failed_rows_are_reported_by_line_and_column_and_come_back_as_a_fi
         "Utente sconosciuto", "", "Ultimo buono",
     ]
     assert failed[1][-1].startswith("line 3: Data di chiusura attesa: '31/02/2027'")
-    fixes = {"31/02/2027": "28/02/2027", "Quasi chiusa": "Chiusa vinta", "molto": "8.000,00",
+    fixes = {"31/02/2027": "28/02/2027", "Quasi chiusa": "Chiuso VINTO", "molto": "8.000,00",
              "nessuno": "mrossi"}
     for row in failed[1:]:
         row[:-1] = [fixes.get(cell, cell) for cell in row[:-1]]
@@ -496,6 +627,63 @@ async def test_every_unreadable_cell_of_a_row_is_reported_at_once(crm, sessions)
         "line 2: Amount: 'lots' is not a number; Expected Close Date: '2027-02-30' is not "
         "a date (use 2027-03-31 or 31/03/2027); Probability: 'high' is not a number"
     )
+
+
+async def test_every_problem_of_a_row_is_reported_at_once_unreadable_cells_and_rules(
+    crm, sessions, engine
+):
+    # given: a row with five problems, two of the rules' (no name, an unknown stage) and
+    # three unreadable cells (a number, a date, a user); a row whose only problem is an
+    # unreadable cell; a good row
+    data = ("Nome Opportunità;Ammontare;Data di chiusura attesa;Stadio di vendita;Assegnato a\n"
+            ";molto;31/02/2027;Quasi chiusa;nessuno\n"
+            "Quasi buono;1.000,00;31/02/2027;Qualificazione;jsmith\n"
+            "Buono;1.000,00;31/03/2027;Qualificazione;jsmith\n")
+
+    # when
+    report = await run(sessions, crm["admin"], data)
+
+    # then: all five, in the order of the columns; nothing of the bad rows is written
+    assert (report.created, report.failed) == (1, 2)
+    assert [(i.line, i.column, i.message) for i in report.errors] == [
+        (2, "Nome Opportunità", "Name is required."),
+        (2, "Ammontare", "'molto' is not a number"),
+        (2, "Data di chiusura attesa",
+         "'31/02/2027' is not a date (use 2027-03-31 or 31/03/2027)"),
+        (2, "Stadio di vendita", "'Quasi chiusa' is not a sales stage; use one of: "
+         "PROSPECTING, QUALIFICATION, NEEDS_ANALYSIS, VALUE_PROPOSITION, ID_DECISION_MAKERS, "
+         "PERCEPTION_ANALYSIS, PROPOSAL_PRICE_QUOTE, NEGOTIATION_REVIEW, CLOSED_WON, "
+         "CLOSED_LOST."),
+        (2, "Assegnato a", "No user 'nessuno'."),
+        (3, "Data di chiusura attesa",
+         "'31/02/2027' is not a date (use 2027-03-31 or 31/03/2027)"),
+    ]
+    assert report.failed_rows_csv is not None
+    reasons = [r[-1] for r in csv.reader(io.StringIO(report.failed_rows_csv), delimiter=";")]
+    assert reasons[1].startswith(
+        "line 2: Nome Opportunità: Name is required.; Ammontare: 'molto' is not a number; "
+        "Data di chiusura attesa: '31/02/2027' is not a date")
+    assert reasons[1].endswith("; Assegnato a: No user 'nessuno'.")
+    assert set(await deals(sessions)) == {"Buono"}
+    assert await count(engine, "stage_changes") == 1
+
+
+async def test_an_overwriting_row_reports_every_problem_and_changes_nothing(
+    crm, sessions, existing
+):
+    # given: a row matching an existing deal, with an unreadable amount and an unknown stage
+    data = ("Opportunity Name,Amount,Sales Stage,Next Step\n"
+            "Existing deal,lots,Almost won,Call again\n")
+
+    # when
+    report = await run(sessions, crm["admin"], data, duplicates="overwrite", match=("name",))
+
+    # then
+    assert (report.updated, report.failed) == (0, 1)
+    assert problems(report) == [(2, "Amount"), (2, "Sales Stage")]
+    deal = (await deals(sessions))["Existing deal"]
+    assert (deal.version, deal.amount, deal.sales_stage, deal.next_step) == (
+        existing.version, D("1000.00"), "PROSPECTING", None)
 
 
 async def test_the_mutation_rules_apply_to_every_row(crm, sessions):
@@ -548,10 +736,10 @@ async def test_mandatory_layout_fields_and_custom_fields_are_enforced_and_read(
     rows = [
         "Nome Opportunità;Data di chiusura attesa;Stadio di vendita;Prossimo Step;Region;"
         "cf_margin;Due;Flag;Tags;Score",
-        "buono;31/12/2027;Prospezione;Chiamare;Nord;12,5;31/01/2028;sì;Red; Blue;1.000",
-        "senza step;31/12/2027;Prospezione;;Nord;;;;;",
-        "senza regione;31/12/2027;Prospezione;Chiamare;;;;;;",
-        "regione sbagliata;31/12/2027;Prospezione;Chiamare;Est;;;forse;;1,5",
+        "buono;31/12/2027;In Prospettiva;Chiamare;Nord;12,5;31/01/2028;sì;Red; Blue;1.000",
+        "senza step;31/12/2027;In Prospettiva;;Nord;;;;;",
+        "senza regione;31/12/2027;In Prospettiva;Chiamare;;;;;;",
+        "regione sbagliata;31/12/2027;In Prospettiva;Chiamare;Est;;;forse;;1,5",
     ]
 
     # when
@@ -559,8 +747,9 @@ async def test_mandatory_layout_fields_and_custom_fields_are_enforced_and_read(
 
     # then
     assert report.created == 1
-    assert problems(report) == [
-        (3, "Prossimo Step"), (4, "Region"), (5, "Flag"), (5, "Score"),
+    assert problems(report) == [  # row 5: all three of its problems at once
+        (3, "Prossimo Step"), (4, "Region"), (5, "Region"), (5, "Region"), (5, "Flag"),
+        (5, "Score"),
     ]
     assert "Region (cf_region) is required" in report.errors[1].message
     deal = (await deals(sessions))["buono"]
@@ -604,7 +793,7 @@ async def test_a_row_with_more_cells_than_the_header_is_refused(crm, sessions):
 
 async def test_a_mapping_overrides_the_automatic_one(crm, sessions):
     data = ("Titolo;Valore;Amount;Quando;Fase\n"
-            "mapped;1.500,00;999;31/12/2027;Chiusa vinta\n")
+            "mapped;1.500,00;999;31/12/2027;Chiuso VINTO\n")
 
     report = await run(sessions, crm["admin"], data, mapping={
         "Titolo": "name", "valore": "Amount", "Amount": None, "Quando": "expectedCloseDate",
@@ -644,9 +833,10 @@ async def test_unknown_accounts_fail_unless_creation_is_asked_and_are_created_on
 
     refused = await run(sessions, crm["admin"], data)
     assert (refused.created, refused.failed) == (0, 4)
-    # (a row's cells are read first: its unknown stage is reported once its account is)
+    # (every problem of a row at once: the unknown account and the unknown stage)
     assert problems(refused) == [(2, "Organization Name"), (3, "Organization Name"),
-                                 (4, "Organization Name"), (5, "Organization Name")]
+                                 (4, "Organization Name"), (4, "Sales Stage"),
+                                 (5, "Organization Name")]
 
     created = await run(sessions, crm["admin"], data, create_missing_accounts=True, job=True)
     assert (created.created, created.failed) == (3, 1)
@@ -733,7 +923,7 @@ async def test_an_export_matched_by_number_overwrites_the_same_deals(crm, sessio
     async with sessions() as session:
         exported = "".join([c async for c in exporting.export_csv(session, viewer, None)])
     rows = list(csv.DictReader(io.StringIO(exported, newline="")))
-    rows[0].update(amount="7.654,32", salesStage="Chiusa vinta", name="Renamed deal")
+    rows[0].update(amount="7.654,32", salesStage="Chiuso VINTO", name="Renamed deal")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=";")
     writer.writeheader()
@@ -947,7 +1137,7 @@ async def test_a_batch_costs_the_same_queries_whatever_its_size(
         return "\n".join(
             ["Nome Opportunità;Ammontare;Nome Azienda;Data di chiusura attesa;"
              "Stadio di vendita;Assegnato a;Fonte Campagna"]
-            + [f"d{i};{i},50;Initech;31/12/2027;Prospezione;jsmith;Spring Expo"
+            + [f"d{i};{i},50;Initech;31/12/2027;In Prospettiva;jsmith;Spring Expo"
                for i in range(n)]
         )
 
@@ -992,10 +1182,10 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
     # then
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[:2] == [
-        "vtenext_opportunita.csv: 4 rows (windows-1252, delimiter ';')",
-        "created 4, updated 0, skipped 0, failed 0",
+        "vtenext_opportunita.csv: 9 rows (utf-8, delimiter ';')",
+        "created 9, updated 0, skipped 0, failed 0",
     ]
-    assert "warning: Column 'Creato il' is not a field; ignored." in ok.stdout
+    assert "warning: Column 'Creatore' is read-only; ignored." in ok.stdout
     assert "Traceback" not in ok.stderr
 
     # when: a file with bad rows, as a rep
@@ -1016,7 +1206,7 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
 
     # when: the failed rows, fixed, imported again
     fixed = (content.decode("utf-8-sig").replace("31/02/2027", "28/02/2027")
-             .replace("Quasi chiusa", "Prospezione").replace("molto", "1")
+             .replace("Quasi chiusa", "In Prospettiva").replace("molto", "1")
              .replace("nessuno", "jsmith").replace("\r\n;", "\r\nSenza nome;"))
     failed_rows.write_text(fixed, encoding="utf-8-sig", newline="")
     again = cli("opportunities", str(failed_rows), "--as", "jsmith",
@@ -1025,12 +1215,12 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
     # then
     assert again.returncode == 0, again.stdout + again.stderr
     assert "created 7, updated 0, skipped 0, failed 0" in again.stdout
-    assert await count(engine, "opportunities") == 12
+    assert await count(engine, "opportunities") == 17
     async with sessions() as session:
         jobs = (await session.scalars(select(models.ImportJob).order_by(
             models.ImportJob.id))).all()
     assert [(j.status, j.created, j.failed, j.created_by_id) for j in jobs] == [
-        ("DONE", 4, 0, crm["admin"].id), ("DONE", 1, 7, crm["jsmith"].id),
+        ("DONE", 9, 0, crm["admin"].id), ("DONE", 1, 7, crm["jsmith"].id),
         ("DONE", 7, 0, crm["jsmith"].id),
     ]
 
@@ -1041,7 +1231,7 @@ async def test_the_command_imports_reports_failures_and_takes_the_fixed_file_bac
     assert undo.returncode == 0, undo.stderr
     assert f"import {jobs[2].id} (da correggere.csv) undone: 7 created deals removed" \
         in undo.stdout
-    assert await count(engine, "opportunities") == 5
+    assert await count(engine, "opportunities") == 10
     refused = cli("undo", str(jobs[0].id), "--as", "jsmith")  # the admin's: not visible
     assert refused.returncode == 1 and "No import with id" in refused.stderr
 
@@ -1069,7 +1259,7 @@ async def test_the_command_dry_run_all_or_nothing_and_unusable_input(
     mapping.write_text(json.dumps({"Colore": "name", "Data": "expectedCloseDate",
                                    "Fase": "salesStage"}))
     colours = tmp_path / "colours.csv"
-    colours.write_text("Colore;Data;Fase\nblu;31/12/2027;Chiusa vinta\n")
+    colours.write_text("Colore;Data;Fase\nblu;31/12/2027;Chiuso VINTO\n")
     mapped = cli("opportunities", str(colours), "--mapping", str(mapping))
     assert mapped.returncode == 0, mapped.stdout + mapped.stderr
 
@@ -1097,11 +1287,11 @@ def large_file(path: Path, rows: int) -> None:
     lines = ["Nome Opportunità;Ammontare;Nome Azienda;Data di chiusura attesa;"
              "Stadio di vendita;Assegnato a"]
     lines += [f"Affare {i};{i % 1000}.{i % 997:03d},{i % 100:02d};Initech;"
-              f"{1 + i % 28:02d}/{1 + i % 12:02d}/2027;Prospezione;jsmith" for i in range(rows)]
+              f"{1 + i % 28:02d}/{1 + i % 12:02d}/2027;In Prospettiva;jsmith" for i in range(rows)]
     path.write_bytes("\r\n".join(lines).encode("cp1252"))
 
 
-async def test_a_killed_import_leaves_whole_batches_and_can_be_undone(
+async def test_a_killed_import_leaves_whole_batches_and_is_resumed_then_undone(
     crm, sessions, engine, cli, tmp_path, migrated_url
 ):
     # given: a large file, imported in batches of 50
@@ -1143,10 +1333,26 @@ async def test_a_killed_import_leaves_whole_batches_and_can_be_undone(
     assert (job.status, job.processed, job.created, items) == (
         "RUNNING", imported, imported, imported)
 
-    # and the job, which never finished, is undone on request
-    refused = cli("undo", str(job.id))
-    assert refused.returncode == 1 and "still running" in refused.stderr
-    undone = cli("undo", str(job.id), "--force")
+    # when: resumed (the command first finds the job's process gone)
+    resumed = cli("resume", str(job.id), extra_env={"DEALGRAPH_IMPORT_BATCH_SIZE": "1000"})
+
+    # then: from the first row not committed, every row once
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"import job {job.id} was interrupted" in resumed.stderr
+    assert "big.csv: 30,000 rows (windows-1252, delimiter ';')" in resumed.stdout
+    assert "created 30,000, updated 0, skipped 0, failed 0" in resumed.stdout
+    async with engine.connect() as connection:
+        names, deals_count = (await connection.execute(text(
+            "SELECT count(DISTINCT name), count(*) FROM opportunities"))).one()
+    assert (names, deals_count) == (30_000, 30_000)
+    assert await count(engine, "stage_changes") == 30_000
+    job = await job_row(sessions, job.id)
+    assert (job.status, job.processed, job.created) == ("DONE", 30_000, 30_000)
+    assert f"Resumed at line {imported + 2} (row {imported + 1:,}) by admin." in job.warnings
+    assert job.source_path == str(big) and not job.source_kept and big.exists()
+
+    # and the whole job is undone, without forcing
+    undone = cli("undo", str(job.id))
     assert undone.returncode == 0, undone.stderr
     assert await count(engine, "opportunities") == 0
     assert await count(engine, "stage_changes") == 0
@@ -1414,3 +1620,199 @@ async def remove_deals_and_accounts(engine: AsyncEngine) -> None:
             if table.name in doomed:
                 await connection.execute(table.delete())
 
+
+
+# --- interrupted jobs: recovered on start-up, resumed, undone ------------------------------------
+
+RESUME = """
+mutation ($id: ID!) {
+  resumeImport(input: {id: $id}) { job { id status } userErrors { field message code } }
+}"""
+SIX_ROWS = "\n".join([
+    "Nome Opportunita`;Data di chiusura attesa;Stadio di vendita;Assegnato a",
+    "uno;31/12/2027;In Prospettiva;jsmith",
+    "due;31/12/2027;In Prospettiva;nessuno",
+    "tre;31/12/2027;In Prospettiva;jsmith",
+    "quattro;31/12/2027;Qualificazione;jsmith",
+    "cinque;31/12/2027;Qualificazione;jsmith",
+    "sei;31/12/2027;Stadio sconosciuto;jsmith",
+]) + "\n"
+
+
+def dead_pid() -> int:
+    """The id of a process of this host that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+async def interrupted_job(
+    sessions: async_sessionmaker[AsyncSession], user: models.User, data: bytes,
+    keep_dir: Path, after: int = 4,
+) -> int:
+    """A job of `user` over `data` (its upload kept in `keep_dir`), in batches of two rows,
+    cancelled once `after` rows are committed; its id."""
+    viewer = await viewer_of(sessions, user)
+    options = importing.Options(batch_size=2)
+    table = importing.read_table(data)
+    job = await importing.create_job(sessions, viewer, "deals.csv", options, len(table.rows),
+                                     upload=data, keep_dir=keep_dir)
+
+    def stop(report: importing.Report) -> None:
+        if report.processed >= after:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await importing.run_job(sessions, viewer, table, options, "deals.csv", job.id, stop)
+    return job.id
+
+
+def kept(job: models.ImportJob) -> bytes | None:
+    """The job's kept file, if it is still there."""
+    path = Path(job.source_path or "")
+    return path.read_bytes() if job.source_path and path.exists() else None
+
+
+async def set_runner(engine: AsyncEngine, job_id: int, pid: int, host: str, started: str,
+                     status: str = "RUNNING") -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE import_jobs SET status = :status, runner_pid = :pid, "
+                 "runner_host = :host, runner_started = :started WHERE id = :id"),
+            {"status": status, "pid": pid, "host": host, "started": started, "id": job_id},
+        )
+
+
+async def job_row(sessions: async_sessionmaker[AsyncSession], job_id: int) -> models.ImportJob:
+    async with sessions() as session:
+        job = await session.get(models.ImportJob, job_id)
+        assert job is not None
+        return job
+
+
+async def test_a_cancelled_import_is_interrupted_with_what_it_committed(crm, sessions, tmp_path):
+    # when: cancelled after two batches of two rows (a shutdown, Ctrl-C)
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+
+    # then: INTERRUPTED, with the counts of the committed batches, and its upload kept
+    job = await job_row(sessions, job_id)
+    assert (job.status, job.processed, job.created, job.failed) == ("INTERRUPTED", 4, 3, 1)
+    assert [(e["line"], e["column"]) for e in job.errors] == [(3, "Assegnato a")]
+    assert job.warnings[-1].startswith("Interrupted (it was cancelled) after 4 of 6 rows")
+    assert set(await deals(sessions)) == {"uno", "tre", "quattro"}
+    assert job.source_kept and kept(job) == SIX_ROWS.encode()
+
+
+async def test_on_start_up_jobs_whose_process_is_gone_become_interrupted_and_resume(
+    crm, sessions, engine, settings, client_for, tmp_path
+):
+    # given: a job left RUNNING by a process that no longer exists, after 4 of its 6 rows;
+    # a job of a process that lives (this one), and one run from another host
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+    here = processes.current()
+    await set_runner(engine, job_id, dead_pid(), here.host, "")
+    alive = await interrupted_job(sessions, crm["jsmith"], b"name\nx\n", tmp_path, after=0)
+    await set_runner(engine, alive, here.pid, here.host, here.started)
+    elsewhere = await interrupted_job(sessions, crm["jsmith"], b"name\ny\n", tmp_path, after=0)
+    await set_runner(engine, elsewhere, 1, "another-host", "")
+    reused = await interrupted_job(sessions, crm["jsmith"], b"name\nz\n", tmp_path, after=0)
+    await set_runner(engine, reused, here.pid, here.host, "another-boot/1")  # pid reused
+
+    # when: a server starts
+    starting = create_app(settings)
+    try:
+        async with starting.router.lifespan_context(starting):
+            pass
+    finally:
+        await starting.state.engine.dispose()
+
+    # then: the dead process's job is INTERRUPTED with what it committed; the live one and
+    # the other host's are left alone
+    job = await job_row(sessions, job_id)
+    assert (job.status, job.processed, job.created, job.failed) == ("INTERRUPTED", 4, 3, 1)
+    assert "is gone) after 4 of 6 rows: what was committed stays (3 created" in job.warnings[-1]
+    assert job.finished_at is not None
+    assert [(await job_row(sessions, pk)).status for pk in (alive, elsewhere, reused)] == [
+        "RUNNING", "RUNNING", "INTERRUPTED"]
+
+    # when: someone else tries to resume it
+    gid = to_global_id("ImportJob", job_id)
+    colleague = await client_for(crm["mrossi"])
+    denied = (await colleague.data(RESUME, {"id": gid}))["resumeImport"]
+
+    # then
+    assert denied["job"] is None
+    assert [(e["field"], e["code"]) for e in denied["userErrors"]] == [(["input", "id"],
+                                                                       "NOT_FOUND")]
+    assert (await job_row(sessions, job_id)).status == "INTERRUPTED"
+
+    # when: its creator resumes it
+    client = await client_for(crm["jsmith"])
+    assert (await client.data(JOB, {"id": gid}))["importJob"]["status"] == "INTERRUPTED"
+    resumed = (await client.data(RESUME, {"id": gid}))["resumeImport"]
+
+    # then: it goes on from row 5, and its report covers the whole file
+    assert resumed["userErrors"] == [] and resumed["job"]["status"] == "RUNNING"
+    done = await finished(client, gid)
+    assert {k: done[k] for k in ("status", "total", "processed", "created", "failed")} == {
+        "status": "DONE", "total": 6, "processed": 6, "created": 4, "failed": 2}
+    assert [(e["line"], e["column"]) for e in done["errors"]] == [
+        (3, "Assegnato a"), (7, "Stadio di vendita")]
+    assert "Resumed at line 6 (row 5) by jsmith." in done["warnings"]
+    failed = list(csv.reader(io.StringIO(done["failedRowsCsv"]), delimiter=";"))
+    assert [r[0] for r in failed[1:]] == ["due", "sei"]
+    assert sorted(await deals(sessions)) == sorted(["uno", "tre", "quattro", "cinque"])
+    async with sessions() as session:
+        created = await session.scalar(select(func.count()).select_from(models.ImportItem)
+                                       .where(models.ImportItem.job_id == job_id))
+    assert created == 4
+    assert kept(job) is None  # the kept upload goes with the job's end
+
+    # and: a finished job is not resumed again
+    again = (await client.data(RESUME, {"id": gid}))["resumeImport"]
+    assert [(e["code"], e["message"]) for e in again["userErrors"]] == [
+        ("INVALID", "The import cannot be resumed: it is done, not interrupted.")]
+
+
+async def test_an_interrupted_job_whose_file_is_gone_is_refused_and_can_be_undone(
+    crm, sessions, client_for, tmp_path
+):
+    # given
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+    job = await job_row(sessions, job_id)
+    Path(job.source_path or "").unlink()  # noqa: ASYNC240 - a test's arrangement
+    gid = to_global_id("ImportJob", job_id)
+    client = await client_for(crm["jsmith"])
+
+    # when
+    refused = (await client.data(RESUME, {"id": gid}))["resumeImport"]
+
+    # then
+    assert refused["job"] is None
+    [error] = refused["userErrors"]
+    assert (error["field"], error["code"]) == (["input", "id"], "NOT_FOUND")
+    assert error["message"].startswith(f"The import cannot be resumed: its file "
+                                       f"{job.source_path} is gone")
+    assert (await job_row(sessions, job_id)).status == "INTERRUPTED"
+
+    # when: undone instead, without forcing
+    undone = (await client.data(UNDO, {"id": gid}))["undoImport"]
+
+    # then
+    assert undone["userErrors"] == [] and undone["job"]["status"] == "UNDONE"
+    assert await deals(sessions) == {}
+
+
+async def test_the_command_undoes_an_interrupted_job_without_forcing(crm, sessions, cli, tmp_path):
+    # given: a job cancelled after 4 rows (3 deals)
+    job_id = await interrupted_job(sessions, crm["jsmith"], SIX_ROWS.encode(), tmp_path)
+    assert len(await deals(sessions)) == 3
+
+    # when
+    undone = cli("undo", str(job_id))
+
+    # then
+    assert undone.returncode == 0, undone.stderr
+    assert f"import {job_id} (deals.csv) undone: 3 created deals removed" in undone.stdout
+    assert await deals(sessions) == {}
+    assert (await job_row(sessions, job_id)).status == "UNDONE"

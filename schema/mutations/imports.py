@@ -1,4 +1,4 @@
-"""CSV import: upload a file (GraphQL multipart request), poll the job, undo it."""
+"""CSV import: upload a file (GraphQL multipart request), poll the job, undo or resume it."""
 
 from __future__ import annotations
 
@@ -82,6 +82,17 @@ class UndoImportPayload:
     user_errors: list[UserError]
 
 
+@strawberry.input
+class ResumeImportInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class ResumeImportPayload:
+    job: ImportJob | None = strawberry.field(description="RUNNING again: poll it.")
+    user_errors: list[UserError]
+
+
 def user_errors(refused: ValidationFailed) -> list[UserError]:
     return [UserError(field=e.field, message=e.message, code=e.code) for e in refused.errors]
 
@@ -120,8 +131,9 @@ class ImportMutation:
             )
             assert ctx.sessions is not None, "the server puts a session factory in the context"
             filename = getattr(upload, "filename", None) or "upload.csv"
+            keep = ctx.files.root if ctx.files is not None else None  # for a resume
             job = await importing.submit(
-                ctx.sessions, ctx.session, ctx.viewer, data, filename, options
+                ctx.sessions, ctx.session, ctx.viewer, data, filename, options, keep
             )
             return job  # type: ignore[return-value]
 
@@ -150,3 +162,22 @@ class ImportMutation:
 
         job, errors = await mutate(info, work)
         return UndoImportPayload(job=job, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Continue an INTERRUPTED import from its first row not committed, from "
+        "the file it kept, as the user who started it; in the background like "
+        "importOpportunities. Refused when the job is not interrupted or its file is gone."
+    )
+    async def resume_import(self, info: Info, input: ResumeImportInput) -> ResumeImportPayload:
+        ctx = info.context
+        pk = pk_of(input.id, "ImportJob")
+        if pk is None:
+            refused = _refused("id", f"No import with id {input.id!r}.", ErrorCode.NOT_FOUND)
+            return ResumeImportPayload(job=None, user_errors=user_errors(refused))
+        assert ctx.sessions is not None, "the server puts a session factory in the context"
+        # Like importOpportunities: the job is claimed on a session of its own.
+        try:
+            job = await importing.submit_resume(ctx.sessions, ctx.viewer, pk)
+        except ValidationFailed as refused:
+            return ResumeImportPayload(job=None, user_errors=user_errors(refused))
+        return ResumeImportPayload(job=job, user_errors=[])  # type: ignore[arg-type]

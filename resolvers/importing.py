@@ -43,6 +43,7 @@ from models import (
 from models.base import Base, utcnow
 from resolvers import customization, editing, events, history, opportunity, processes
 from resolvers.csv_fields import COLUMNS, HEADERS, VTENEXT_VALUES, is_none, normalise
+from resolvers.dates import in_range
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
 from resolvers.numbering import reserve_numbers
@@ -247,9 +248,10 @@ def parse_date(text: str) -> dt.date:
             a, b, c = (int(g) for g in m.groups())
             year, month, day = (a, b, c) if i == 0 else (c, b, a)
             try:
-                return dt.date(year, month, day)
+                day_read = dt.date(year, month, day)
             except ValueError:
                 break
+            return in_range(day_read)  # ValueError out of 1900–2999
     raise ValueError(f"{text!r} is not a date (use 2027-03-31 or 31/03/2027)")
 
 
@@ -614,7 +616,8 @@ class Importer:
         if "probability" in data:
             stage = (await all_stages(self.session)).get(data.get("sales_stage") or "")
             default = stage.probability if stage else None
-            if manual is False or (manual is None and data["probability"] == default):
+            closed = stage is not None and stage.is_closed  # the close forces its own figure
+            if closed or manual is False or (manual is None and data["probability"] == default):
                 del data["probability"]
         return data, extra, problems
 
@@ -634,11 +637,8 @@ class Importer:
         elif target == "currency":
             data["currency"] = text
         elif target in ("expectedCloseDate", "actualCloseDate"):
-            date = parse_date(text)
-            if target == "expectedCloseDate":
-                data["expected_close_date"] = date
-            else:
-                extra["actual_close_date"] = date
+            column = "expected_close_date" if target == "expectedCloseDate" else "actual_close_date"
+            data[column] = parse_date(text)
         elif target in ("salesStage", "type", "leadSource"):
             picklist = {"type": "opportunityType"}.get(target, target)
             key = lookups.values.get(picklist, {}).get(normalise(text), text)
@@ -877,7 +877,6 @@ class Importer:
                 self.report.skipped += 1  # nothing to change (a merge with nothing to fill)
             return
         opp = await opportunity.create_opportunity(self.session, self.viewer, data, root=("row",))
-        self._close_date(opp, extra)
         self.created.append(opp)
         if key is not None:
             self.seen[key] = opp
@@ -907,7 +906,6 @@ class Importer:
         opp = await opportunity.update_opportunity(
             self.session, self.viewer, gid, data, root=("row",)
         )
-        self._close_date(opp, extra)
         if opp.version == version and not self.session.is_modified(opp):
             return False
         self.items.append(
@@ -919,12 +917,6 @@ class Importer:
         stmt = select(exists().where(OpportunityContact.opportunity_id == opp.id,
                                      OpportunityContact.is_primary.is_(True)))
         return bool(await self.session.scalar(stmt))
-
-    @staticmethod
-    def _close_date(opp: Opportunity, extra: dict[str, Any]) -> None:
-        """A closed deal's historical close date, where the file gives one."""
-        if extra.get("actual_close_date") and opp.actual_close_date is not None:
-            opp.actual_close_date = extra["actual_close_date"]
 
     def _issue(self, line: int, error: FieldError) -> Issue:
         path = error.field or []

@@ -1816,3 +1816,47 @@ async def test_the_command_undoes_an_interrupted_job_without_forcing(crm, sessio
     assert f"import {job_id} (deals.csv) undone: 3 created deals removed" in undone.stdout
     assert await deals(sessions) == {}
     assert (await job_row(sessions, job_id)).status == "UNDONE"
+
+
+# --- issue 13: the close rules and the date range on the import path -------------------
+
+
+@pytest.mark.no_database
+@pytest.mark.parametrize("text", ["31/12/1899", "3000-01-01", "0202-03-31"])
+def test_dates_out_of_range_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        importing.parse_date(text)
+
+
+async def test_a_closed_row_keeps_the_files_close_date_and_forced_probability(crm, sessions):
+    # given: a won deal closed last year with a stray probability, an open one with a manual
+    # probability, and an open one that claims a close date
+    rows = [
+        "Opportunity Name;Expected Close Date;Sales Stage;Probability;Actual Close Date",
+        "won early;2026-03-31;Closed Won;90;2025-12-15",
+        "open manual;2027-03-31;Qualification;35;",
+        "open dated;2027-03-31;Qualification;;2026-01-10",
+        "won future;2027-03-31;Closed Won;;2999-01-01",
+    ]
+
+    # when
+    report = await run(sessions, crm["admin"], "\n".join(rows))
+
+    # then
+    assert (report.created, problems(report)) == (
+        2, [(4, "Actual Close Date"), (5, "Actual Close Date")],
+    )
+    imported = await deals(sessions)
+    won = imported["won early"]
+    assert (won.actual_close_date, won.probability, won.probability_is_manual) == (
+        dt.date(2025, 12, 15), D("100.00"), False,
+    )
+    manual = imported["open manual"]
+    assert (manual.probability, manual.probability_is_manual, manual.actual_close_date) == (
+        D("35.00"), True, None,
+    )
+    async with sessions() as session:
+        change = (await session.scalars(
+            select(models.StageChange).where(models.StageChange.opportunity_id == won.id)
+        )).one()
+    assert change.actual_close_date == dt.date(2025, 12, 15)

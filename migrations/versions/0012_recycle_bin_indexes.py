@@ -9,7 +9,7 @@ opportunity_contacts already has created_at (set when a contact is linked, on ev
 removing the primary contact promotes the oldest remaining link by it, so nothing is
 backfilled here.
 
-Revision ID: 0014
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-02 17:50:00.000000
 """
@@ -20,7 +20,7 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0014'
+revision: str = '0012'
 down_revision: Union[str, Sequence[str], None] = '0011'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None

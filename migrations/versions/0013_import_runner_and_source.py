@@ -4,8 +4,8 @@ An import job records the process that runs it (pid, host, the process's start) 
 left RUNNING by a killed process is marked INTERRUPTED, and its file (the command's path or
 a kept copy of the upload, with its SHA-256) so that it can be resumed.
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02 18:00:00.000000
 """
 from typing import Sequence, Union
@@ -15,8 +15,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0012'
-down_revision: Union[str, Sequence[str], None] = '0010'
+revision: str = '0013'
+down_revision: Union[str, Sequence[str], None] = '0012'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -14,6 +14,7 @@ import models
 from resolvers import exporting
 from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
+from tests.test_custom_fields import create, define, errors_of
 from tests.test_subscriptions import EVENTS, WebSocketClient
 
 LIST = """
@@ -242,3 +243,22 @@ def test_the_export_filter_refuses_dates_out_of_range():
 
 def gid(type_name: str, pk: int) -> str:
     return to_global_id(type_name, pk)
+
+
+@pytest.mark.parametrize(("kind", "bad", "good"), [
+    ("DATE", "3000-01-01", "2999-12-31"),
+    ("DATETIME", "1899-12-31T23:00:00+00:00", "1900-01-01T00:00:00+00:00"),
+])
+async def test_custom_date_values_out_of_range_are_refused(team, client_for, kind, bad, good):
+    # given
+    admin = await client_for(team["admin"])
+    field = await define(admin, "Signed", kind)
+
+    # when
+    refused = await create(admin, "OPPORTUNITY", [{"key": field["key"], "value": bad}])
+    accepted = await create(admin, "OPPORTUNITY", [{"key": field["key"], "value": good}])
+
+    # then
+    assert errors_of(refused) == [(["input", "customFields", "0", "value"], "INVALID")]
+    assert "out of range" in refused["userErrors"][0]["message"]
+    assert accepted["userErrors"] == []

@@ -38,7 +38,8 @@ async def begin_write(session: AsyncSession) -> None:
         await session.commit()
     connection = await session.connection(execution_options=WRITE)
     if connection.dialect.name == "sqlite":
-        await _take_turn(session, connection.engine.sync_engine, connection.info[BUSY_TIMEOUT])
+        wait = connection.info.get(BUSY_TIMEOUT, 5.0)  # (an engine not from server/db.py)
+        await _take_turn(session, connection.engine.sync_engine, wait)
 
 
 async def _take_turn(session: AsyncSession, engine: Engine, wait: float) -> None:

@@ -37,6 +37,7 @@ from server.app import create_app
 from tests import test_cli_serve as cli
 from tests.conftest import GraphQLClient
 from tests.test_cli_serve import dealgraph
+from tests.test_subscriptions import Closed, WebSocketClient
 
 # the serve tests' fixtures: a clean environment, an empty database of its own, `serve`
 cli_env, serve, serve_database_url = cli.cli_env, cli.serve, cli.serve_database_url
@@ -259,6 +260,30 @@ async def test_a_mutation_that_may_have_reached_the_database_is_not_retried(
     assert await db.scalar(select(func.count()).select_from(Opportunity)) == 0
     again = await client.post(CREATE, create_input("written"))  # positive control
     assert again.json()["data"]["createOpportunity"]["userErrors"] == [], again.text
+
+
+async def test_a_websocket_opened_while_the_database_is_away_is_refused_cleanly(
+    app, team, factory, db, dead_connections, caplog
+):
+    # given
+    token = await factory.token(team["rep"])
+    await db.commit()
+    refused, accepted = WebSocketClient(app), WebSocketClient(app)
+    try:
+        # when: connection_init meets a dead connection, then a live one
+        dead_connections(1)
+        with caplog.at_level(logging.INFO), pytest.raises(Closed) as closed:
+            await refused.init({"Authorization": f"Bearer {token}"})
+        ack = await accepted.init({"Authorization": f"Bearer {token}"})
+    finally:
+        await refused.close()
+        await accepted.close()
+
+    # then: refused, one log line without a traceback; then accepted
+    assert closed.value.code == 4403  # (graphql-transport-ws gives no reason but "Forbidden")
+    assert [r for r in caplog.records if "DATABASE_UNAVAILABLE" in r.getMessage()]
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert ack["type"] == "connection_ack"
 
 
 # --- the database unreachable, then back (in-process app) ----------------------------------

@@ -143,12 +143,12 @@ class AuthMiddleware:
         started = time.perf_counter()
         record: dict[str, Any] = {"request_id": request_id, "method": scope.get("method")}
         status = 500
-        started = False  # the response has begun: nothing else can be answered
+        responded = False  # the response has begun: nothing else can be answered
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status, responded = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -186,7 +186,7 @@ class AuthMiddleware:
                 problem = classify(error)
                 again = body.replay()
                 if (
-                    problem is None or started or problem.code != UNAVAILABLE
+                    problem is None or responded or problem.code != UNAVAILABLE
                     or problem.after_write or again is None
                 ):
                     raise
@@ -198,7 +198,7 @@ class AuthMiddleware:
                 await serve(again)
         except Exception as error:
             problem = classify(error)
-            if problem is None or started:  # a fault, or too late for another answer
+            if problem is None or responded:  # a fault, or too late for another answer
                 raise
             await _refused(send_with_id, problem, request_id)
             log.warning("%s (request id %s): %s", problem.code, request_id, problem.detail)

@@ -231,6 +231,9 @@ async def test_a_read_that_meets_a_dead_connection_is_retried_once(
     check_refusal(twice, "DATABASE_UNAVAILABLE")
     assert after.json() == {"data": {"viewer": {"username": "rep"}}}  # positive control
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+    access = [json.loads(r.getMessage()) for r in caplog.records if r.name == "dealgraph.access"]
+    assert [line["status"] for line in access] == [200, 503, 200]  # one line per request
+    assert all(0 <= line["duration_ms"] < 60_000 for line in access), access
 
 
 async def test_a_mutation_that_may_have_reached_the_database_is_not_retried(

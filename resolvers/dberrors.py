@@ -50,6 +50,10 @@ _ASYNCPG_GONE = {
     "TooManyConnectionsError",
 }
 _CLOSED = ("connection is closed", "connection was closed", "underlying connection is closed")
+# asyncpg's protocol stuck in a state that only a dead connection gets to: 1 failed, 2 consuming
+# an error (a FATAL one, e.g. pg_terminate_backend's, that came while the connection was idle:
+# is_closed() says False until the socket's end is read), 4 terminating.
+_STUCK = ("another operation (1)", "another operation (2)", "another operation (4)")
 _SQLITE_BUSY = ("database is locked", "database table is locked")
 _SQLITE_GONE = ("unable to open database file", "disk i/o error")
 
@@ -88,8 +92,10 @@ def classify(error: BaseException | None) -> DatabaseProblem | None:
                 return DatabaseUnavailable(str(cause))
         name = type(cause).__name__
         if type(cause).__module__.startswith("asyncpg"):
-            if name in _ASYNCPG_GONE or (
-                name == "InterfaceError" and any(words in message for words in _CLOSED)
+            if (
+                name in _ASYNCPG_GONE
+                or (name == "InterfaceError" and any(words in message for words in _CLOSED))
+                or (name == "InternalClientError" and any(words in message for words in _STUCK))
             ):
                 return DatabaseUnavailable(str(cause))
             if name == "LockNotAvailableError":  # beyond a lock_timeout

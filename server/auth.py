@@ -3,6 +3,7 @@ session per request, and one structured log line per request."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -11,12 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.auth import authenticate
-from resolvers.dberrors import UNAVAILABLE, DatabaseProblem, classify
+from resolvers.dberrors import UNAVAILABLE, DatabaseProblem, DatabaseUnavailable, classify
 from resolvers.permissions import load_viewer
 from server.settings import Settings
 
@@ -156,16 +158,24 @@ class AuthMiddleware:
         async def serve(receive: Receive) -> None:
             nonlocal status
             async with self.sessions() as session:
-                user = await authenticate(session, token.strip())
-                if user is None:
-                    status = 401
-                    await _unauthenticated(send, request_id, "The token is unknown or revoked.")
-                    return
-                record["user"] = user.username
-                viewer = await load_viewer(session, user, self.settings.sharing)
-                state = scope.setdefault("state", {})
-                state.update(session=session, viewer=viewer, request_id=request_id, log=record)
-                await self.app(scope, receive, send_with_id)
+                try:
+                    user = await authenticate(session, token.strip())
+                    if user is None:
+                        status = 401
+                        await _unauthenticated(send, request_id, "The token is unknown or revoked.")
+                        return
+                    record["user"] = user.username
+                    viewer = await load_viewer(session, user, self.settings.sharing)
+                    state = scope.setdefault("state", {})
+                    state.update(session=session, viewer=viewer, request_id=request_id, log=record)
+                    await self.app(scope, receive, send_with_id)
+                except Exception as error:
+                    if isinstance(classify(error), DatabaseUnavailable):
+                        # its connection is not to be pooled again (resolvers/raw.py, or
+                        # SQLAlchemy, may have discarded it already)
+                        with contextlib.suppress(PendingRollbackError):
+                            await session.invalidate()
+                    raise
 
         try:
             if self.anonymous is not None and self.anonymous(scope):  # no session, no viewer

@@ -256,6 +256,35 @@ async def test_a_read_that_meets_a_dead_connection_is_retried_once(
     assert all(0 <= line["duration_ms"] < 60_000 for line in access), access
 
 
+async def test_a_query_resolved_field_by_field_that_meets_a_dead_connection_is_retried(
+    client_for, team, engine, caplog
+):
+    # given: the connection dies under the first statement that reads the sales stages
+    client = await client_for(team["rep"])
+    attempts = []
+
+    def die_once(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM sales_stages" in statement:
+            attempts.append(statement)
+            if len(attempts) == 1:
+                raise ConnectionResetError("Connection reset by peer")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", die_once)
+    try:
+        with caplog.at_level(logging.INFO):
+            response = await client.post("query Stages { salesStages { key } }")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", die_once)
+
+    # then: answered from the second run, which the log names; no traceback
+    assert response.status_code == 200, response.text
+    assert "errors" not in response.json(), response.text
+    assert response.json()["data"]["salesStages"]
+    assert len(attempts) == 2
+    assert len([r for r in caplog.records if "retrying once" in r.getMessage()]) == 1
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
 async def test_a_mutation_that_may_have_reached_the_database_is_not_retried(
     client_for, team, engine, db, caplog
 ):
@@ -430,16 +459,17 @@ async def test_an_unreachable_database_answers_503_and_readyz_follows_it(
     with caplog.at_level(logging.INFO):
         away = [await client.post(q) for q in (LIST, VIEWER)]
         write = await client.post(CREATE, create_input("while away"))
+        export = await client.http.get("/export/opportunities.csv")
         not_ready = await readyz.get("/readyz")
 
     # then: 503 with the JSON error, readyz 503, one log line each and no traceback
-    for response in (*away, write):
+    for response in (*away, write, export):
         check_refusal(response, "DATABASE_UNAVAILABLE")
     assert not_ready.status_code == 503
     assert not_ready.json()["status"] == "unavailable"
     assert not [r for r in caplog.records if r.exc_info], caplog.text
     refused = [r for r in caplog.records if "DATABASE_UNAVAILABLE" in r.getMessage()]
-    assert len(refused) == 3, caplog.text
+    assert len(refused) == 4, caplog.text
 
     # when: it is back
     await mend()

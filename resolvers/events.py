@@ -253,7 +253,7 @@ class Broker:
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("cannot LISTEN for events (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+                delay = min(delay * 2, 5)  # back within seconds of the database
                 continue
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _c, lost=lost: lost.set())

@@ -17,6 +17,8 @@ from sqlalchemy import Integer, Numeric, String, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from resolvers.dberrors import DatabaseUnavailable, classify
+
 # The ids of a batch (a relation's parents, say) as one parameter whatever their number, so
 # that the statement's text, compiled once, serves every request: an array on PostgreSQL, a
 # JSON array (json_each) on SQLite. Pass the ids as `ids=[...]` to Compiled.fetch.
@@ -71,6 +73,16 @@ class Connection:
         connection = await session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
         return cls(connection.sync_connection, driver, bind.dialect)
+
+
+def _invalidate(sync: Any, error: BaseException) -> None:
+    """What SQLAlchemy does when its own statements meet a dead connection (these bypass it):
+    the connection is discarded instead of going back to the pool, and so is every pooled
+    connection opened before it (a server restart took them all)."""
+    if sync.invalidated:
+        return
+    sync.engine.pool._invalidate(sync.connection, error, _checkin=False)
+    sync.invalidate(error)
 
 
 @dataclass(frozen=True)
@@ -128,7 +140,15 @@ class Compiled:
         sync = connection.sync
         if sync.dispatch.before_cursor_execute:
             sync.dispatch.before_cursor_execute(sync, None, self.sql, params, None, False)
-        found = await _FETCH[self.dialect](connection.driver, self.sql, params)
+        try:
+            found = await _FETCH[self.dialect](connection.driver, self.sql, params)
+        except Exception as error:
+            problem = classify(error)
+            if problem is None:
+                raise
+            if isinstance(problem, DatabaseUnavailable):
+                _invalidate(sync, error)
+            raise problem from error
         if not self.convert:
             return found  # type: ignore[return-value]
         rows = []

@@ -62,6 +62,7 @@ import models
 from resolvers import opportunity as deal_rules
 from resolvers import quote as quote_rules
 from resolvers import raw, records
+from resolvers.dberrors import classify
 from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
 from resolvers.loaders import LINES, QUOTES, Children
@@ -939,6 +940,8 @@ class Plans:
             self.stats["fallback"] += 1
             return None
         except Exception as exc:  # a planner fault: answer normally, and say so
+            if classify(exc) is not None:
+                raise  # the database is away or busy: so it is for graphql-core too
             self.stats["failed"] += 1
             log.exception("planned execution failed; resolving normally")
             if self.mode == "verify":

@@ -3,6 +3,7 @@ session per request, and one structured log line per request."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -11,15 +12,19 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.auth import authenticate
+from resolvers.dberrors import UNAVAILABLE, DatabaseProblem, DatabaseUnavailable, classify
 from resolvers.permissions import load_viewer
 from server.settings import Settings
 
+log = logging.getLogger("dealgraph")
 access_log = logging.getLogger("dealgraph.access")
+REPLAYABLE_BYTES = 1024 * 1024  # a body up to this size is kept, to retry its request
 
 
 def header(scope: Scope, name: bytes) -> str:
@@ -58,6 +63,58 @@ async def _unauthenticated(send: Send, request_id: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _refused(send: Send, problem: DatabaseProblem, request_id: str) -> None:
+    """503: the database is away or busy; the client may try again in a moment."""
+    body = orjson.dumps({"data": None, "errors": [{
+        "message": problem.message,
+        "extensions": {"code": problem.code, "requestId": request_id},
+    }]})
+    await send({
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Body:
+    """The request body as the app reads it, kept (up to REPLAYABLE_BYTES) so that the
+    request can run again."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.upstream = receive
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.read = False  # the app has asked for the body
+        self.complete = False  # ... and it is all in `chunks`
+
+    async def receive(self) -> Message:
+        message = await self.upstream()
+        if message["type"] == "http.request":
+            self.read = True
+            chunk = message.get("body", b"")
+            self.size += len(chunk)
+            if self.size <= REPLAYABLE_BYTES:
+                self.chunks.append(chunk)
+                self.complete = not message.get("more_body", False)
+        return message
+
+    def replay(self) -> Receive | None:
+        """A receive for a second run, or None if the body is no longer to be had."""
+        if not self.read:
+            return self.upstream
+        if not self.complete:
+            return None
+        pending = [b"".join(self.chunks)]
+
+        async def receive() -> Message:
+            if pending:
+                return {"type": "http.request", "body": pending.pop(), "more_body": False}
+            return await self.upstream()  # (a disconnect)
+
+        return receive
+
+
 class AuthMiddleware:
     """Wraps an ASGI endpoint (the GraphQL app, the CSV export): 401 without a valid token,
     otherwise a session and a viewer in the request state (closed when the response has been
@@ -88,14 +145,37 @@ class AuthMiddleware:
         started = time.perf_counter()
         record: dict[str, Any] = {"request_id": request_id, "method": scope.get("method")}
         status = 500
+        responded = False  # the response has begun: nothing else can be answered
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
+
+        async def serve(receive: Receive) -> None:
+            nonlocal status
+            async with self.sessions() as session:
+                try:
+                    user = await authenticate(session, token.strip())
+                    if user is None:
+                        status = 401
+                        await _unauthenticated(send, request_id, "The token is unknown or revoked.")
+                        return
+                    record["user"] = user.username
+                    viewer = await load_viewer(session, user, self.settings.sharing)
+                    state = scope.setdefault("state", {})
+                    state.update(session=session, viewer=viewer, request_id=request_id, log=record)
+                    await self.app(scope, receive, send_with_id)
+                except Exception as error:
+                    if isinstance(classify(error), DatabaseUnavailable):
+                        # its connection is not to be pooled again (resolvers/raw.py, or
+                        # SQLAlchemy, may have discarded it already)
+                        with contextlib.suppress(PendingRollbackError):
+                            await session.invalidate()
+                    raise
 
         try:
             if self.anonymous is not None and self.anonymous(scope):  # no session, no viewer
@@ -109,17 +189,29 @@ class AuthMiddleware:
                     send, request_id, "Send an API token: `Authorization: Bearer <token>`."
                 )
                 return
-            async with self.sessions() as session:
-                user = await authenticate(session, token.strip())
-                if user is None:
-                    status = 401
-                    await _unauthenticated(send, request_id, "The token is unknown or revoked.")
-                    return
-                record["user"] = user.username
-                viewer = await load_viewer(session, user, self.settings.sharing)
-                state = scope.setdefault("state", {})
-                state.update(session=session, viewer=viewer, request_id=request_id, log=record)
-                await self.app(scope, receive, send_with_id)
+            body = _Body(receive)
+            try:
+                await serve(body.receive)
+            except Exception as error:
+                problem = classify(error)
+                again = body.replay()
+                if (
+                    problem is None or responded or problem.code != UNAVAILABLE
+                    or problem.after_write or again is None
+                ):
+                    raise
+                # A connection that died under a read (or before a write reached the
+                # database) has been discarded: once more, on a fresh one.
+                log.info("database connection lost (request id %s): %s; retrying once",
+                         request_id, problem.detail)
+                scope.get("state", {}).pop("planned", None)
+                await serve(again)
+        except Exception as error:
+            problem = classify(error)
+            if problem is None or responded:  # a fault, or too late for another answer
+                raise
+            await _refused(send_with_id, problem, request_id)
+            log.warning("%s (request id %s): %s", problem.code, request_id, problem.detail)
         finally:
             record["status"] = status
             record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)

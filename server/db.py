@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from resolvers.tx import BUSY_TIMEOUT
 from server.settings import Settings
 
 
@@ -49,17 +50,29 @@ def _configure_asyncpg(engine: AsyncEngine) -> None:
             "numeric", encoder=str, decoder=Decimal, schema="pg_catalog", format="text"
         ))
 
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # A connection the server closed (a restart, pg_terminate_backend) is known to be
+        # closed once the event loop has read its end: never hand it out. The pool then
+        # replaces it, and every connection older than it (they went the same way). Free, unlike
+        # pool_pre_ping's round trip per checkout; what this misses (a connection that died
+        # since) fails its first statement, is invalidated there and the request retried
+        # (resolvers/raw.py, server/auth.py).
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.InvalidatePoolError("the database server closed the connection")
+
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        record.info[BUSY_TIMEOUT] = busy_timeout_ms / 1000  # resolvers/tx.py waits as long
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -39,6 +39,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from resolvers import live
 from resolvers.auth import authenticate
+from resolvers.dberrors import DatabaseProblem, classify
 from resolvers.errors import RequestError
 from resolvers.events import Broker
 from resolvers.filestore import FileStore
@@ -62,6 +63,9 @@ def _code_for(error: GraphQLError) -> str | None:
     original = error.original_error
     if isinstance(original, RequestError):
         return original.code
+    problem = classify(original)
+    if problem is not None:  # the database away or busy: a 503 (server/auth.py)
+        return problem.code
     if original is None and (error.extensions or {}).get("code") == INTERNAL:
         return INTERNAL  # shaped already (a streamed result passes the shaping twice)
     if original is not None and not isinstance(original, GraphQLError):
@@ -110,7 +114,16 @@ class ErrorShaping(SchemaExtension):
             context.log["operation"] = ctx.operation_name
         result = ctx.result
         errors = getattr(result, "errors", None)
-        if result is not None and errors:
+        problem = next((p for e in errors or () if (p := classify(e.original_error))), None)
+        if result is not None and problem is not None:
+            # the whole answer is the database's refusal (GraphQLApp.process_result makes it
+            # a 503); a read may be retried, a write that may have reached it may not
+            problem.after_write = ctx.operation_type is not OperationType.QUERY
+            result.errors = [GraphQLError(
+                problem.message, original_error=problem,
+                extensions={"code": problem.code, "requestId": request_id},
+            )]
+        elif result is not None and errors:
             result.errors = [shape_error(e, request_id) for e in errors]
             if isinstance(context, Context):
                 context.log["errors"] = len(result.errors)
@@ -423,11 +436,21 @@ class GraphQLApp(GraphQL[Context, None]):
         token = bearer_token(context.connection_params or {})
         if token is None:
             raise ConnectionRejectionError({"message": "Send a token in connection_init."})
-        async with self.sessions() as session:
-            user = await authenticate(session, token)
-            if user is None:
-                raise ConnectionRejectionError({"message": "The token is unknown or revoked."})
-            context.viewer = await load_viewer(session, user, self.settings.sharing)
+        try:
+            async with self.sessions() as session:
+                user = await authenticate(session, token)
+                if user is None:
+                    raise ConnectionRejectionError({"message": "The token is unknown or revoked."})
+                context.viewer = await load_viewer(session, user, self.settings.sharing)
+        except Exception as error:
+            problem = classify(error)
+            if problem is None:
+                raise
+            log.warning("%s (connection id %s): %s", problem.code, context.request_id,
+                        problem.detail)
+            raise ConnectionRejectionError(
+                {"message": problem.message, "code": problem.code}
+            ) from None
         context.token = token
         acknowledged: UnsetType = UNSET  # a plain connection_ack
         return acknowledged
@@ -464,7 +487,11 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         """Codes for errors raised before ErrorShaping could see them: a parse error or a
-        token limit aborts the operation hooks."""
+        token limit aborts the operation hooks. The database away or busy: raised, for the
+        auth middleware to retry the request or answer 503."""
+        for error in result.errors or ():
+            if isinstance(error.original_error, DatabaseProblem):
+                raise error.original_error
         if result.errors:
             state = request.scope.get("state", {})
             request_id = state.get("request_id", "")

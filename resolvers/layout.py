@@ -35,6 +35,8 @@ class FieldSpec:
     visible: bool = True
     options: tuple[str, ...] | None = None
     help_text: str | None = None
+    # a field only some records may have (a closed deal's actual close date): never mandatory
+    never_required: bool = False
 
     @property
     def read_only(self) -> bool:
@@ -69,7 +71,7 @@ STANDARD: dict[str, list[tuple[str, list[FieldSpec]]]] = {
             _f("assignedTo", "Assigned To", "REFERENCE", input="assigned_to_id"),
             _f("lostReason", "Lost Reason", "TEXTAREA"),
             _f("amountSource", "Amount Source", input=RO),
-            _f("actualCloseDate", "Actual Close Date", "DATE"),
+            replace(_f("actualCloseDate", "Actual Close Date", "DATE"), never_required=True),
         ]),
         ("Description", [_f("description", "Description", "TEXTAREA")]),
     ],
@@ -273,6 +275,9 @@ async def update_layout(
             if item.get("required") is not None:
                 if spec.read_only and item["required"]:
                     c.fail([*at, "required"], f"{key} is read-only.", ErrorCode.INVALID)
+                elif spec.never_required and item["required"]:
+                    c.fail([*at, "required"], f"{key} cannot be mandatory: only some records "
+                           "have it.", ErrorCode.INVALID)
                 elif spec.always_required and not item["required"]:
                     c.fail([*at, "required"], f"{key} is always mandatory.", ErrorCode.INVALID)
                 entry["required"] = bool(item["required"])

@@ -422,6 +422,8 @@ async def test_a_hidden_field_is_refused_on_other_entities_too(admin):
          [(["input", "blocks", "0", "fields", "0", "required"], "INVALID")]),
         ([{"label": "A", "fields": [{"key": "amountSource", "required": True}]}],
          [(["input", "blocks", "0", "fields", "0", "required"], "INVALID")]),
+        ([{"label": "A", "fields": [{"key": "actualCloseDate", "required": True}]}],
+         [(["input", "blocks", "0", "fields", "0", "required"], "INVALID")]),
         ([{"label": "A", "fields": [{"key": "nextStep", "required": True, "visible": False}]}],
          [(["input", "blocks", "0", "fields", "0", "visible"], "INVALID")]),
         ([{"label": "A", "fields": [{"key": "cf_size", "visible": False}]}],  # required cf

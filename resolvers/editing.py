@@ -17,7 +17,7 @@ from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
 from resolvers.numbering import next_number
 from resolvers.permissions import Viewer, readable
-from resolvers.validation import EMAIL, Checker
+from resolvers.validation import EMAIL, Checker, refuse_unknown_keys
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,24 @@ MODELS: dict[str, Any] = {
 }
 OWNED = ("Account", "Contact", "Lead", "Campaign")
 CUSTOMIZABLE = {"Account": "ACCOUNT", "Contact": "CONTACT", "Lead": "LEAD"}
+
+
+# The picklist behind each filterable picklist column, by type: the fields above, and quotes.
+FILTER_PICKLISTS: dict[str, dict[str, Field]] = {
+    **{t: {f.name: f for f in fields if f.kind == "picklist"} for t, fields in FIELDS.items()},
+    "Quote": {"stage": Field("stage", "picklist", target="quoteStage")},
+}
+
+
+async def check_filter_keys(
+    session: AsyncSession, type_name: str, equals: tuple[tuple[str, Any], ...]
+) -> None:
+    """Refuse unknown picklist keys among a list filter's exact matches (RequestError)."""
+    picklists = FILTER_PICKLISTS.get(type_name, {})
+    await refuse_unknown_keys(session, [
+        (picklists[attr].graphql, picklists[attr].target, (value,))
+        for attr, value in equals if attr in picklists and value
+    ])
 
 
 async def _check(c: Checker, field: Field, value: Any) -> Any:

@@ -39,14 +39,14 @@ from models.seed import BASE_CURRENCY
 from resolvers import customization, events, history, layout, links
 from resolvers.audit import record_change
 from resolvers.dates import local_date, today
-from resolvers.errors import ErrorCode, RequestError
+from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of, to_global_id
 from resolvers.numbering import next_number
 from resolvers.pagination import PageArgs, PageQuery, SortKey, page_query
 from resolvers.permissions import Viewer, readable
 from resolvers.picklist import CLOSED_PROBABILITY
 from resolvers.text import contains
-from resolvers.validation import Checker, all_stages, picklist_values
+from resolvers.validation import Checker, refuse_unknown_keys
 
 ORDER_FIELDS: dict[str, Any] = {
     "NAME": Opportunity.name,
@@ -151,23 +151,15 @@ def filter_conditions(f: OpportunityFilter | None) -> list[ColumnElement[bool]]:
 
 
 async def check_keys(session: AsyncSession, f: OpportunityFilter) -> None:
-    """Refuse picklist keys in a filter that no picklist has (deactivated ones still
-    match the records that keep them): RequestError (BAD_USER_INPUT) naming the valid ones."""
-    given: list[tuple[str, tuple[str, ...], list[str]]] = []
-    if f.stage:
-        given.append(("stage", f.stage, list(await all_stages(session))))
-    for field, name, value in (
-        ("type", "opportunityType", f.type), ("leadSource", "leadSource", f.lead_source),
-    ):
-        if value:
-            given.append((field, (value,), list(await picklist_values(session, name))))
-    for field, keys, known in given:
-        unknown = [k for k in keys if k not in known]
-        if unknown:
-            raise RequestError(
-                f"Unknown {field} key(s) in the filter: {', '.join(map(repr, unknown))}; "
-                f"the known keys are {', '.join(known)}."
-            )
+    """Refuse picklist keys in a filter that no picklist has (RequestError)."""
+    given = [
+        (field, name, keys) for field, name, keys in (
+            ("stage", "salesStage", f.stage or ()),
+            ("type", "opportunityType", (f.type,) if f.type else ()),
+            ("leadSource", "leadSource", (f.lead_source,) if f.lead_source else ()),
+        ) if keys
+    ]
+    await refuse_unknown_keys(session, given)
 
 
 async def conditions_for(

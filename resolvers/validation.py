@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Currency, PicklistValue, SalesStage, User
 from resolvers.cache import cached, store
-from resolvers.errors import ErrorCode, FieldError, ValidationFailed
+from resolvers.errors import ErrorCode, FieldError, RequestError, ValidationFailed
 from resolvers.ids import pk_of
 from resolvers.permissions import Viewer
 
@@ -215,6 +215,23 @@ async def picklist_values(session: AsyncSession, name: str) -> dict[str, bool]:
         return {key: active for key, active in await session.execute(stmt)}
 
     return await cached(session, ("picklist", name), load)
+
+
+async def refuse_unknown_keys(
+    session: AsyncSession, given: list[tuple[str, str, tuple[str, ...]]]
+) -> None:
+    """Refuse (RequestError, BAD_USER_INPUT) filter values that are no key of their picklist:
+    `given` holds (filter field, picklist name, keys). Deactivated keys are known: records
+    keep them. The sales stages are the picklist "salesStage"."""
+    for field, name, keys in given:
+        stages = name == "salesStage"
+        known = list(await all_stages(session) if stages else await picklist_values(session, name))
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise RequestError(
+                f"Unknown {field} key(s) in the filter: {', '.join(map(repr, unknown))}; "
+                f"the known keys are {', '.join(known)}."
+            )
 
 
 async def all_stages(session: AsyncSession) -> dict[str, SalesStage]:

@@ -119,8 +119,8 @@ class AccountQuery:
         filter: AccountFilter | None = None,
         order_by: list[RecordOrder] | None = None,
     ) -> Connection[Account]:
-        conditions = list_filter(
-            "Account", filter, ("industry", filter.industry if filter else None)
+        conditions = await list_filter(
+            info, "Account", filter, ("industry", filter.industry if filter else None)
         )
         return await root_list(
             info, "Account", page_args(first, after, last, before), conditions, order_by

@@ -105,8 +105,8 @@ class CampaignQuery:
         filter: CampaignFilter | None = None,
         order_by: list[RecordOrder] | None = None,
     ) -> Connection[Campaign]:
-        conditions = list_filter(
-            "Campaign", filter,
+        conditions = await list_filter(
+            info, "Campaign", filter,
             ("status", filter.status if filter else None),
             ("type", filter.type if filter else None),
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 
-from resolvers import records
+from resolvers import editing, records
 from resolvers.pagination import PageArgs
 from schema.context import Info
 from schema.relay import Connection, OrderDirection, order_pairs
@@ -69,12 +69,14 @@ async def root_list(
     return Connection(page=page)
 
 
-def list_filter(
-    type_name: str, f: Any, *equals: tuple[str, Any]
+async def list_filter(
+    info: Info, type_name: str, f: Any, *equals: tuple[str, Any]
 ) -> list[Any]:
-    """Conditions for the shared search/assignedTo filter plus exact-match fields."""
+    """Conditions for the shared search/assignedTo filter plus exact-match fields (an unknown
+    picklist key among them is refused)."""
     if f is None:
         return []
+    await editing.check_filter_keys(info.context.session, type_name, equals)
     return records.list_conditions(
         records.KINDS[type_name],
         records.ListFilter(

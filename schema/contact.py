@@ -129,7 +129,7 @@ class ContactQuery:
         order_by: list[RecordOrder] | None = None,
     ) -> Connection[Contact]:
         account = pk_of(filter.account, "Account") or -1 if filter and filter.account else None
-        conditions = list_filter("Contact", filter, ("account_id", account))
+        conditions = await list_filter(info, "Contact", filter, ("account_id", account))
         return await root_list(
             info, "Contact", page_args(first, after, last, before), conditions, order_by
         )

@@ -223,11 +223,11 @@ class ActivityFilter:
     )
 
 
-def _activity_conditions(f: ActivityFilter | None) -> list[Any]:
+async def _activity_conditions(info: Info, f: ActivityFilter | None) -> list[Any]:
     if f is None:
         return []
     return [
-        *list_filter("Activity", f),
+        *await list_filter(info, "Activity", f),
         *activities.filter_conditions(
             [s.value for s in f.status] if f.status is not None else None,
             [t.value for t in f.type] if f.type is not None else None,
@@ -251,7 +251,7 @@ class DealRoomQuery:
     ) -> Connection[Document]:
         return await root_list(
             info, "Document", page_args(first, after, last, before),
-            list_filter("Document", filter), order_by,
+            await list_filter(info, "Document", filter), order_by,
         )
 
     @strawberry.field(
@@ -270,5 +270,5 @@ class DealRoomQuery:
     ) -> Connection[Activity]:
         return await root_list(
             info, "Activity", page_args(first, after, last, before),
-            _activity_conditions(filter), order_by,
+            await _activity_conditions(info, filter), order_by,
         )

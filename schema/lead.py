@@ -102,8 +102,8 @@ class LeadQuery:
         filter: LeadFilter | None = None,
         order_by: list[RecordOrder] | None = None,
     ) -> Connection[Lead]:
-        conditions = list_filter(
-            "Lead", filter,
+        conditions = await list_filter(
+            info, "Lead", filter,
             ("status", filter.status if filter else None),
             ("is_converted", filter.is_converted if filter else None),
         )

@@ -46,8 +46,8 @@ class ProductQuery:
         filter: ProductFilter | None = None,
         order_by: list[RecordOrder] | None = None,
     ) -> Connection[Product]:
-        conditions = list_filter(
-            "Product", filter, ("is_active", filter.is_active if filter else None)
+        conditions = await list_filter(
+            info, "Product", filter, ("is_active", filter.is_active if filter else None)
         )
         return await root_list(
             info, "Product", page_args(first, after, last, before), conditions, order_by

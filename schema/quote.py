@@ -135,8 +135,8 @@ class QuoteQuery:
         def ref(gid: strawberry.ID | None, type_name: str) -> int | None:
             return None if gid is None else (pk_of(gid, type_name) or -1)
 
-        conditions = list_filter(
-            "Quote", filter,
+        conditions = await list_filter(
+            info, "Quote", filter,
             ("opportunity_id", ref(filter.opportunity, "Opportunity") if filter else None),
             ("account_id", ref(filter.account, "Account") if filter else None),
             ("stage", filter.stage if filter else None),

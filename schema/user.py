@@ -65,8 +65,8 @@ class UserQuery:
         filter: UserFilter | None = None,
         order_by: list[RecordOrder] | None = None,
     ) -> Connection[User]:
-        conditions = list_filter(
-            "User", filter,
+        conditions = await list_filter(
+            info, "User", filter,
             ("role", filter.role.value if filter and filter.role else None),
             ("is_active", filter.is_active if filter else None),
         )

@@ -262,3 +262,26 @@ async def test_custom_date_values_out_of_range_are_refused(team, client_for, kin
     assert errors_of(refused) == [(["input", "customFields", "0", "value"], "INVALID")]
     assert "out of range" in refused["userErrors"][0]["message"]
     assert accepted["userErrors"] == []
+
+
+@pytest.mark.parametrize(("query", "bad", "good"), [
+    ("accounts", {"industry": "BANKS"}, {"industry": "BANKING"}),
+    ("campaigns", {"status": "LIVE"}, {"status": "ACTIVE"}),
+    ("campaigns", {"type": "FAIR"}, {"type": "TRADE_SHOW"}),
+    ("leads", {"status": "TEPID"}, {"status": "WARM"}),
+    ("quotes", {"stage": "SIGNED"}, {"stage": "ACCEPTED"}),
+])
+async def test_other_lists_refuse_unknown_picklist_keys_too(team, client_for, query, bad, good):
+    # given
+    client = await client_for(team["rep"])
+    filter_type = {"accounts": "AccountFilter", "campaigns": "CampaignFilter",
+                   "leads": "LeadFilter", "quotes": "QuoteFilter"}[query]
+    document = f"query($f: {filter_type}) {{ {query}(filter: $f) {{ totalCount }} }}"
+
+    # when
+    refusal = await client.query(document, {"f": bad})
+    control = await client.query(document, {"f": good})
+
+    # then
+    assert repr(next(iter(bad.values()))) in refused(refusal)
+    assert "errors" not in control, control

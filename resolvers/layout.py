@@ -7,16 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Layout
+from models import Layout, PicklistValue, SalesStage
 from models.base import utcnow
 from resolvers import customization
 from resolvers.audit import record_change
 from resolvers.cache import cached, forget
 from resolvers.errors import ErrorCode
 from resolvers.permissions import Viewer
+from resolvers.picklist import SALES_STAGE_PICKLIST
 from resolvers.validation import Checker
 
 
@@ -173,6 +175,26 @@ async def layout(session: AsyncSession, entity: str) -> list[Block]:
     if rest:
         blocks.append(Block(CUSTOM_BLOCK if all(f.custom for f in rest) else OTHER_BLOCK, rest))
     return blocks
+
+
+async def choices(session: AsyncSession) -> dict[str, list[tuple[str, str]]]:
+    """What a form offers for picklist fields, by picklist: the active values' (key, label)
+    in order; `salesStage` offers the active stages (label = the stage's name)."""
+    active: dict[str, list[tuple[str, str]]] = {}
+    rows = await session.execute(
+        select(PicklistValue.picklist, PicklistValue.key, PicklistValue.label)
+        .where(PicklistValue.is_active.is_(True))
+        .order_by(PicklistValue.position)
+    )
+    for name, key, label in rows:
+        active.setdefault(name, []).append((key, label))
+    stages = await session.execute(
+        select(SalesStage.key, SalesStage.name)
+        .where(SalesStage.is_active.is_(True))
+        .order_by(SalesStage.position)
+    )
+    active[SALES_STAGE_PICKLIST] = [(key, name) for key, name in stages]
+    return active
 
 
 async def required(session: AsyncSession, entity: str) -> list[FieldSpec]:

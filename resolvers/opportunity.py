@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -186,6 +186,25 @@ async def custom_sorts(
         for name, _ in order or ()
         if name.startswith("cf_")
     }
+
+
+class DealList(NamedTuple):
+    """What a deal list's page statement needs, whichever field lists the deals."""
+
+    conditions: list[ColumnElement[bool]]
+    order: tuple[tuple[str, bool], ...] | None
+    custom_sorts: dict[str, Any]
+    filter: OpportunityFilter | None
+
+
+async def deal_list(
+    session: AsyncSession, f: OpportunityFilter | None, order: tuple[tuple[str, bool], ...] | None
+) -> DealList:
+    """The conditions (unknown picklist keys refused, custom-field filters included), the
+    order, its custom-field sort expressions and the filter (the batching spec and the
+    planner's cache rule read it) of a deal list: every list of deals (root, account,
+    campaign, contact, planner) comes through here."""
+    return DealList(await conditions_for(session, f), order, await custom_sorts(session, order), f)
 
 
 def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:

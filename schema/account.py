@@ -60,7 +60,9 @@ class Account(Node, Customizable, DealRoomRecord, TimelineRecord):
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
     ) -> Connection[Opportunity]:
-        conditions, order, extra_sort, spec = await deal_list(info, filter, order_by)
+        conditions, order, extra_sort, spec = await deal_list(
+            info.context.session, filter, order_by
+        )
         return await relation(
             info, "Opportunity", models.Opportunity.account_id, root.id,
             page_args(first, after, last, before), order, conditions, spec, extra_sort,

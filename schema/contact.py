@@ -98,7 +98,9 @@ class Contact(Node, Customizable, DealRoomRecord):
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
     ) -> ContactOpportunityConnection:
-        conditions, order, extra_sort, spec = await deal_list(info, filter, order_by)
+        conditions, order, extra_sort, spec = await deal_list(
+            info.context.session, filter, order_by
+        )
         link = models.OpportunityContact
         connection = await relation(
             info, "Opportunity", link.contact_id, root.id, page_args(first, after, last, before),

@@ -7,7 +7,6 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry.scalars import JSON
 
 import models
@@ -188,21 +187,10 @@ class LayoutChoice:
 
 async def render(info: Info, entity: str, blocks: list[layouts.Block]) -> Layout:
     """Layout blocks for clients, with the active values of picklist fields."""
-    session = info.context.session
-    active: dict[str, list[LayoutChoice]] = {}
-    rows = await session.execute(
-        select(models.PicklistValue.picklist, models.PicklistValue.key, models.PicklistValue.label)
-        .where(models.PicklistValue.is_active.is_(True))
-        .order_by(models.PicklistValue.position)
-    )
-    for name, key, label in rows:
-        active.setdefault(name, []).append(LayoutChoice(key=key, label=label))
-    stages = await session.execute(
-        select(models.SalesStage.key, models.SalesStage.name)
-        .where(models.SalesStage.is_active.is_(True))
-        .order_by(models.SalesStage.position)
-    )
-    active["salesStage"] = [LayoutChoice(key=key, label=name) for key, name in stages]
+    active = {
+        name: [LayoutChoice(key=key, label=label) for key, label in values]
+        for name, values in (await layouts.choices(info.context.session)).items()
+    }
 
     def field(f: layouts.FieldSpec) -> LayoutField:
         if f.options:

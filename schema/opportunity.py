@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from resolvers import opportunity as rules
@@ -283,15 +284,12 @@ class OpportunityOrder:
 
 
 async def deal_list(
-    info: Info, filter: OpportunityFilter | None, order_by: list[OpportunityOrder] | None
-) -> tuple[list[Any], tuple[tuple[str, bool], ...] | None, dict[str, Any], Any]:
-    """Conditions, order, custom sort expressions and batching spec of a deal list."""
-    session = info.context.session
-    f = filter.to_rules() if filter else None
-    order = order_pairs(order_by)
-    return (
-        await rules.conditions_for(session, f), order, await rules.custom_sorts(session, order), f
-    )
+    session: AsyncSession, filter: OpportunityFilter | None,
+    order_by: list[OpportunityOrder] | None,
+) -> rules.DealList:
+    """resolvers.opportunity.deal_list for a deal list field's GraphQL arguments."""
+    return await rules.deal_list(session, filter.to_rules() if filter else None,
+                                 order_pairs(order_by))
 
 
 @strawberry.type
@@ -307,7 +305,7 @@ class OpportunityQuery:
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
     ) -> Connection[Opportunity]:
-        conditions, _, extra_sort, _ = await deal_list(info, filter, order_by)
+        conditions, _, extra_sort, _ = await deal_list(info.context.session, filter, order_by)
         return await root_list(
             info, "Opportunity", page_args(first, after, last, before), conditions, order_by,
             extra_sort,

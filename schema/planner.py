@@ -20,7 +20,6 @@ import logging
 from collections import Counter, OrderedDict, defaultdict, namedtuple
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -677,8 +676,7 @@ async def _opportunity_page(
 
     ctx = run.context
     conditions, order, extra_sort, rules = await deal_list(
-        SimpleNamespace(context=ctx),  # type: ignore[arg-type]
-        args.get("filter"), args.get("order_by"),
+        ctx.session, args.get("filter"), args.get("order_by")
     )
     query = records.list_query(
         ctx.viewer, "Opportunity",

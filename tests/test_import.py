@@ -1860,3 +1860,27 @@ async def test_a_closed_row_keeps_the_files_close_date_and_forced_probability(cr
             select(models.StageChange).where(models.StageChange.opportunity_id == won.id)
         )).one()
     assert change.actual_close_date == dt.date(2025, 12, 15)
+
+
+async def test_a_lost_deal_from_a_file_without_a_lost_reason_column_is_imported(crm, sessions):
+    # given: vtenext's export has no lost-reason field; an existing lost deal keeps its reason
+    first = await run(sessions, crm["admin"], "\n".join([
+        "Nome Opportunita`;Data di chiusura attesa;Stadio di vendita;Motivo perdita",
+        "kept reason;2026-03-31;Chiuso PERSO;Price",
+    ]), mapping={"Motivo perdita": "lostReason"})
+    assert first.created == 1
+    rows = "\n".join([
+        "Nome Opportunita`;Data di chiusura attesa;Stadio di vendita",
+        "lost in vtenext;2026-03-31;Chiuso PERSO",
+        "kept reason;2026-03-31;Chiuso PERSO",
+    ])
+
+    # when
+    report = await run(sessions, crm["admin"], rows, duplicates="overwrite", match=("name",))
+
+    # then
+    assert (report.created, report.failed, problems(report)) == (1, 0, [])
+    imported = await deals(sessions)
+    assert imported["lost in vtenext"].lost_reason == importing.NO_LOST_REASON
+    assert imported["lost in vtenext"].probability == D("0.00")
+    assert imported["kept reason"].lost_reason == "Price"

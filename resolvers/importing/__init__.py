@@ -11,6 +11,7 @@ from __future__ import annotations
 from resolvers.errors import ValidationFailed
 from resolvers.importing.importer import (
     MATCHABLE,
+    NO_LOST_REASON,
     Importer,
     Issue,
     Options,
@@ -50,7 +51,8 @@ from resolvers.importing.reading import (
 from resolvers.importing.undo import undo_import
 
 __all__ = [
-    "LIVE", "MATCHABLE", "Importer", "Issue", "Options", "Progress", "Report", "Resumption",
+    "LIVE", "MATCHABLE", "NO_LOST_REASON", "Importer", "Issue", "Options", "Progress", "Report",
+    "Resumption",
     "Source", "Table", "UnusableInput", "ValidationFailed", "claim_resume", "create_job",
     "decimal_comma_of", "decode", "finish_job", "import_opportunities", "options_json",
     "options_of", "parse_bool", "parse_date", "parse_number", "preflight", "read_table",

@@ -53,6 +53,8 @@ from resolvers.validation import all_stages, remember
 
 MATCHABLE = ("number", "name", "account", "campaign", "assignedTo", "expectedCloseDate")
 DUPLICATE_MODES = ("skip", "overwrite", "merge")
+# The lost reason of a lost deal read from a file that has no lost-reason column.
+NO_LOST_REASON = "Not given (imported from a file without a lost reason)"
 ERROR_COLUMN = "Import error"  # the extra column of the failed-rows CSV, ignored on re-import
 # Snapshot of an overwritten deal, restored by undo.
 SNAPSHOT = (
@@ -409,6 +411,11 @@ class Importer:
             closed = stage is not None and stage.is_closed  # the close forces its own figure
             if closed or manual is False or (manual is None and data["probability"] == default):
                 del data["probability"]
+        stage = (await all_stages(self.session)).get(data.get("sales_stage") or "")
+        if stage is not None and stage.is_closed and not stage.is_won and (
+            "lostReason" not in self.targets  # vtiger's and vtenext's exports have none
+        ):
+            data["lost_reason"] = NO_LOST_REASON
         return data, extra, problems
 
     async def _cell(
@@ -680,6 +687,8 @@ class Importer:
             await self.write_pending()
         gid = to_global_id("Opportunity", existing.id)
         current = await opportunity.load_for_edit(self.session, self.viewer, gid)
+        if data.get("lost_reason") == NO_LOST_REASON and current.lost_reason:
+            del data["lost_reason"]  # the deal's own reason stays
         before = {c: _jsonable(getattr(current, c)) for c in SNAPSHOT}
         version = current.version
         if self.options.duplicates == "merge":  # fill only what is empty

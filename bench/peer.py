@@ -2,10 +2,10 @@
 
 For each dataset size: a fresh PostgreSQL database `dealgraph_peer_<N>` filled with `dealgraph
 demo-data --opportunities N --seed 1` (timed, then VACUUM (ANALYZE)), an admin token, `dealgraph
-serve` (one worker) and PostGraphile 5 (/work/shared/peer/postgraphile.sh, started after the
+serve` (one worker) and PostGraphile 5 (bench/peer/postgraphile.sh, started after the
 load because it introspects the schema at start), each on a free loopback port. Both answers
 are checked to be the same page (opportunity numbers in order, amounts, totalCount, quote
-numbers and line counts per deal), then wrk (/work/shared/peer/load.sh) drives dealgraph, the
+numbers and line counts per deal), then wrk (bench/peer/load.sh) drives dealgraph, the
 PostGraphile request and a PostGraphile variant without the `deletedAt` condition, alternating,
 for --rounds rounds. It prints a table per round, the medians, the ratio dealgraph/peer and
 whether the goal holds (dealgraph ≥ 1.5× the faster peer variant's req/s, and a p99 no worse
@@ -62,7 +62,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 console = pipeline.console
 BenchError = pipeline.BenchError
-PEER_SERVER = pipeline.SHARED / "peer" / "postgraphile.sh"
+PEER_SERVER = pipeline.PEER / "postgraphile.sh"
 PEER_LOAD = pipeline.PEER_LOAD
 DATABASE_PREFIX = "dealgraph_peer_"
 GOAL_RATIO = 1.5
@@ -373,7 +373,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def wrk_run(target: Target, seconds: int, connections: int) -> dict[str, float]:
-    """One run of shared/peer/load.sh: its RESULT line as numbers, plus `errors`."""
+    """One run of bench/peer/load.sh: its RESULT line as numbers, plus `errors`."""
     cmd = ["bash", str(PEER_LOAD), target.url, str(target.body_file), f"{seconds}s",
            str(connections)]
     if target.header:

@@ -3,7 +3,7 @@
 For each database: create a fresh database, load N opportunities with `dealgraph demo-data`
 (timed), create an admin token, start `dealgraph serve` (one worker) on a free loopback port,
 drive the pipeline query from a separate process (bench/load.py; also wrk via
-/work/shared/peer/load.sh when wrk is installed), count the SQL statements one request runs
+bench/peer/load.sh when wrk is installed), count the SQL statements one request runs
 (in-process, on the same database), print a summary table and clean up.
 
     python bench/run.py [--opportunities 10000] [--duration 10] [--connections 16]
@@ -31,9 +31,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
-SHARED = REPO.parent / "shared"
-PIPELINE_QUERY = REPO / "tests" / "queries" / "pipeline.graphql"  # a copy of shared/queries
-PEER_LOAD = SHARED / "peer" / "load.sh"
+PEER = REPO / "bench" / "peer"  # PostGraphile (the peer) and the wrk driver
+PIPELINE_QUERY = REPO / "tests" / "queries" / "pipeline.graphql"  # the SPA's pipeline query
+PEER_LOAD = PEER / "load.sh"
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
 PG_DATABASE = "dealgraph_bench"

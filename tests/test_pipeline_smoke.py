@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# A copy of ../shared/queries/pipeline.graphql, the SPA's query exactly as written.
+# The SPA's pipeline query exactly as written (tests/queries/pipeline.graphql).
 PIPELINE = (Path(__file__).parent / "queries" / "pipeline.graphql").read_text()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, update
 import models
 from resolvers.ids import to_global_id
 
-# A copy of ../shared/queries/pipeline.graphql, the SPA's query exactly as written.
+# The SPA's pipeline query exactly as written (tests/queries/pipeline.graphql).
 PIPELINE = (Path(__file__).parent / "queries" / "pipeline.graphql").read_text()
 
 ACCOUNTS_WITH_DEALS = """

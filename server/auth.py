@@ -45,36 +45,32 @@ def wants_graphiql(scope: Scope) -> bool:
     )
 
 
-async def _unauthenticated(send: Send, request_id: str, message: str) -> None:
-    body = orjson.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="dealgraph"'),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
-    )
+async def _json_error(
+    send: Send, status: int, message: str, extensions: dict[str, str],
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """A GraphQL-shaped JSON error, answered instead of the app."""
+    body = orjson.dumps({"data": None, "errors": [{"message": message, "extensions": extensions}]})
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), *headers],
+    })
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unauthenticated(send: Send, request_id: str, message: str) -> None:
+    await _json_error(send, 401, message, {"code": "UNAUTHENTICATED"}, [
+        (b"www-authenticate", b'Bearer realm="dealgraph"'), (b"x-request-id", request_id.encode()),
+    ])
 
 
 async def _refused(send: Send, problem: DatabaseProblem, request_id: str) -> None:
     """503: the database is away or busy; the client may try again in a moment."""
-    body = orjson.dumps({"data": None, "errors": [{
-        "message": problem.message,
-        "extensions": {"code": problem.code, "requestId": request_id},
-    }]})
-    await send({
-        "type": "http.response.start",
-        "status": 503,
-        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await _json_error(
+        send, 503, problem.message, {"code": problem.code, "requestId": request_id},
+        [(b"retry-after", b"1")],
+    )
 
 
 class _Body:

@@ -58,6 +58,11 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option("--database-url", help="Overrides DEALGRAPH_DATABASE_URL.", show_default=False),
 ]
+FailedRows = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", show_default=False,
+                 help="Write the failed rows, with an error column, to FILE."),
+]
 
 
 def settings_for(database_url: str | None) -> Settings:
@@ -404,11 +409,7 @@ def import_opportunities(
     all_or_nothing: Annotated[
         bool, typer.Option("--all-or-nothing", help="Write nothing unless every row passes.")
     ] = False,
-    failed_rows: Annotated[
-        Path | None,
-        typer.Option(metavar="FILE", show_default=False,
-                     help="Write the failed rows, with an error column, to FILE."),
-    ] = None,
+    failed_rows: FailedRows = None,
     batch_size: Annotated[
         int, typer.Option(min=1, envvar="DEALGRAPH_IMPORT_BATCH_SIZE",
                           help="Rows per committed batch.")
@@ -517,11 +518,7 @@ def import_resume(
                      help="Act as this user (default: the first active admin); the import "
                      "goes on as the user who started it."),
     ] = None,
-    failed_rows: Annotated[
-        Path | None,
-        typer.Option(metavar="FILE", show_default=False,
-                     help="Write the failed rows, with an error column, to FILE."),
-    ] = None,
+    failed_rows: FailedRows = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Continue an interrupted import from its first row not committed, reading the file it

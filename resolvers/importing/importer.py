@@ -405,13 +405,12 @@ class Importer:
             data["custom_fields"] = custom
             self.row_custom = [key for key, _ in custom]
         manual = extra.pop("probability_is_manual", None)
+        stage = (await all_stages(self.session)).get(data.get("sales_stage") or "")
         if "probability" in data:
-            stage = (await all_stages(self.session)).get(data.get("sales_stage") or "")
             default = stage.probability if stage else None
             closed = stage is not None and stage.is_closed  # the close forces its own figure
             if closed or manual is False or (manual is None and data["probability"] == default):
                 del data["probability"]
-        stage = (await all_stages(self.session)).get(data.get("sales_stage") or "")
         if stage is not None and stage.is_closed and not stage.is_won and (
             "lostReason" not in self.targets  # vtiger's and vtenext's exports have none
         ):

@@ -37,6 +37,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from planner import Plans
 from resolvers import live
 from resolvers.auth import authenticate
 from resolvers.dberrors import DatabaseProblem, classify
@@ -47,7 +48,6 @@ from resolvers.loaders import Loaders
 from resolvers.permissions import Viewer, load_viewer
 from schema import build_schema
 from schema.context import Context
-from schema.planner import Plans
 from server.auth import header
 from server.settings import Settings
 
@@ -139,7 +139,7 @@ class ErrorShaping(SchemaExtension):
 
 
 class PlannedExecution(SchemaExtension):
-    """Answers a query from its plan (schema/planner.py) when the planner covers it; graphql-core
+    """Answers a query from its plan (planner/) when the planner covers it; graphql-core
     resolves everything else. In "verify" mode both run and differences are recorded."""
 
     async def on_execute(self) -> AsyncIterator[None]:

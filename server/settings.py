@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    # Read-only queries the planner covers run as cached plans (schema/planner.py); "off"
+    # Read-only queries the planner covers run as cached plans (planner/); "off"
     # resolves everything field by field; "verify" runs both and records any difference
     # (the test suite's mode).
     planner: Literal["on", "off", "verify"] = "on"

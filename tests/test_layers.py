@@ -13,7 +13,7 @@ from tests.conftest import root
 pytestmark = pytest.mark.no_database
 
 # The read executor compiles the declared reads into statements: its SQL is its job.
-EXECUTOR = Path("schema/planner.py")
+EXECUTOR = Path("planner/core.py")
 # Session calls that send SQL.
 SQL_CALLS = {"execute", "scalar", "scalars", "stream", "stream_scalars"}
 

@@ -1,4 +1,4 @@
-"""Planned execution (schema/planner.py) against graphql-core: the same request must give the
+"""Planned execution (planner/) against graphql-core: the same request must give the
 same response, byte for byte (key order included), whether the planner answers it or not.
 
 Two apps share the test database: one with `planner="on"`, one with `planner="off"`. Every

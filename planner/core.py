@@ -57,19 +57,28 @@ from graphql.language import Visitor
 from sqlalchemy import JSON, and_, inspect, select
 from strawberry.types.arguments import convert_arguments
 
-import models
-from resolvers import opportunity as deal_rules
-from resolvers import quote as quote_rules
 from resolvers import raw, records
 from resolvers.dberrors import classify
 from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
-from resolvers.loaders import LINES, QUOTES, Children
-from resolvers.pagination import Page, PageQuery
+from resolvers.loaders import Children
+from resolvers.pagination import ManyPageQuery, Page, PageQuery, many_counts, many_page_query
 from resolvers.permissions import Viewer
 from resolvers.raw import IDS, Compiled
 from schema.context import Context
-from schema.picklist import ForecastCategory
+from schema.reads import (
+    Batched,
+    ByKey,
+    ChildList,
+    Computed,
+    Listing,
+    NodeId,
+    Records,
+    Reduced,
+    TheViewer,
+    ToOne,
+    declaration,
+)
 from schema.relay import page_args
 
 Row = Any
@@ -85,74 +94,29 @@ class Fallback(Exception):
     """This request needs graphql-core's own handling (an error, a null where none may be)."""
 
 
-# --- what the planner knows of the schema ----------------------------------------------
-
-# GraphQL type → the model whose rows it is built from.
-MODELS: dict[str, Any] = {
-    **{name: kind.model for name, kind in records.KINDS.items()},
-    "QuoteLine": models.QuoteLine,
-    "SalesStage": models.SalesStage,
-}
-
-# Fields that return the visible record a foreign key points to (`related(...)`).
-TO_ONE: dict[tuple[str, str], tuple[str, str]] = {
-    ("Opportunity", "assignedTo"): ("User", "assigned_to_id"),
-    ("Opportunity", "createdBy"): ("User", "created_by_id"),
-    ("Opportunity", "account"): ("Account", "account_id"),
-    ("Opportunity", "campaign"): ("Campaign", "campaign_id"),
-    ("Quote", "opportunity"): ("Opportunity", "opportunity_id"),
-    ("Quote", "account"): ("Account", "account_id"),
-    ("Quote", "contact"): ("Contact", "contact_id"),
-    ("QuoteLine", "product"): ("Product", "product_id"),
-    ("User", "manager"): ("User", "manager_id"),
-    ("Account", "assignedTo"): ("User", "assigned_to_id"),
-    ("Campaign", "assignedTo"): ("User", "assigned_to_id"),
-}
-
-# Fields that list the children of a row (the loaders' relations).
-TO_MANY: dict[tuple[str, str], tuple[str, Children]] = {
-    ("Opportunity", "quotes"): ("Quote", QUOTES),
-    ("Quote", "lines"): ("QuoteLine", LINES),
-}
-
-# Opportunity fields computed from the deal's stage (those of STAGE_ONLY from the stage alone:
-# computed once per stage in a request).
-STAGE_ONLY = {"forecastCategory", "isClosed", "isWon"}
-BY_STAGE: dict[str, Callable[[Row, Any], Any]] = {
-    "forecastCategory": lambda deal, stage: ForecastCategory(stage.forecast_category),
-    "isClosed": lambda deal, stage: stage.is_closed,
-    "isWon": lambda deal, stage: stage.is_won,
-    "daysToClose": deal_rules.days_to_close,
-    "isOverdue": deal_rules.is_overdue,
-}
-
-# Quote fields computed from its lines.
-QUOTE_TOTALS = {"subtotal", "discountTotal", "netTotal", "taxTotal", "grandTotal"}
-
-# What the functions of computed fields read from the row; a resolver not listed here gets
-# every column. A name missing here is a bug the differential tests find (AttributeError).
-READS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("Opportunity", "weightedAmount"): ("amount", "probability"),
-    ("Opportunity", "amountSource"): ("amount_source",),
-    ("Opportunity", "ageDays"): ("created_at",),
-    ("Opportunity", "daysInStage"): ("stage_changed_at",),
-    ("Opportunity", "daysToClose"): ("expected_close_date",),
-    ("Opportunity", "isOverdue"): ("expected_close_date",),
-    ("QuoteLine", "netTotal"): ("quantity", "list_price", "discount_percent"),
-    ("User", "role"): ("role",),
-}
-LINE_TOTALS = ("quote_id", "quantity", "list_price", "discount_percent", "tax_percent")
-
-
 def attributes(model: Any) -> dict[str, Any]:
-    """A model's columns by attribute name (JSON columns left out: no field reads them)."""
+    """A model's columns by attribute name."""
     found = _ATTRIBUTES.get(model)
     if found is None:
-        found = _ATTRIBUTES[model] = {
-            a.key: a.columns[0] for a in inspect(model).column_attrs
-            if not isinstance(a.columns[0].type, JSON)
-        }
+        found = _ATTRIBUTES[model] = {a.key: a.columns[0] for a in inspect(model).column_attrs}
     return found
+
+
+def maker(row: Any, json_at: list[int]) -> Callable[[Any], Row]:
+    """Rows of class `row` from a driver's rows, the JSON columns at `json_at` decoded (the
+    drivers give their text)."""
+    make = row._make
+    if not json_at:
+        return make  # type: ignore[no-any-return]
+
+    def decoded(values: Any) -> Row:
+        values = list(values)
+        for i in json_at:
+            if isinstance(values[i], str | bytes):
+                values[i] = orjson.loads(values[i])
+        return make(values)
+
+    return decoded
 
 
 _ATTRIBUTES: dict[Any, dict[str, Any]] = {}
@@ -163,10 +127,6 @@ def python_type(column: Any) -> type | None:
         return column.type.python_type  # type: ignore[no-any-return]
     except NotImplementedError:
         return None
-
-
-# A stage read in its deal's row (see Planner.stages): what the stage fields read from it.
-STAGE_ROW = namedtuple("StageRow", list(attributes(models.SalesStage)))  # type: ignore[misc]
 
 
 # --- plans -------------------------------------------------------------------------------
@@ -277,13 +237,19 @@ class ObjectPlan:
     joins: list[Join] = field(default_factory=list)
     flat: bool = True  # only columns: may be joined into its parent's statement
     can_join: bool = True  # may read to-one relations in its own statement
-    totals: Load | None = None  # a quote's lines, for its totals
+    # children's columns that computed fields reduce (see Planner.object_plan); the loads
+    # of the children, of the reference rows (by source) and of batched sources
+    reduces: dict[Children, set[str]] = field(default_factory=dict)
+    child_loads: dict[Children, Load] = field(default_factory=dict)
+    lookups: dict[Any, Load | Join] = field(default_factory=dict)
+    batches: dict[Any, Load] = field(default_factory=dict)
     offset: int = 0
     # Once finished: the statement's columns, the rows' class (tuples with attributes: the
     # computed fields' functions read them so, and an ORM Row's attribute costs ten times a
     # namedtuple's) and the builder.
     columns: tuple[Any, ...] = ()
     row: Any = None
+    make: Callable[[Any], Row] = tuple  # a driver's row → `row` (JSON decoded)
     build: Callable[[Row, Run], dict[str, Any]] = lambda row, run: {}
 
     def need(self, *names: str) -> None:
@@ -321,6 +287,9 @@ class ObjectPlan:
         self.row = namedtuple(  # type: ignore[misc]
             f"{self.type_name or 'Plain'}Row", [c.name for c in self.columns], rename=True
         )
+        self.make = maker(self.row, [
+            i for i, c in enumerate(self.columns) if isinstance(c.type, JSON)
+        ])
         code = Code()
         self.build = code.compile([(key, emit(code)) for key, emit in self.fields])
         return self
@@ -373,7 +342,18 @@ class Run:
 
     context: Context
     connection: raw.Connection
+    schema: strawberry.Schema
+    variables: VariableValues
     data: defaultdict[int, Any] = field(default_factory=lambda: defaultdict(dict))
+
+    def arguments(self, field_def: GraphQLField, node: FieldNode) -> dict[str, Any]:
+        """A field's arguments as its resolver gets them (by Python name, inputs converted)."""
+        definition = field_def.extensions[BACKREF]
+        return convert_arguments(  # type: ignore[no-any-return]
+            get_argument_values(field_def, node, self.variables), definition.arguments,
+            scalar_registry=self.schema.schema_converter.scalar_registry,
+            config=self.schema.config,
+        )
 
     @property
     def dialect(self) -> str:
@@ -383,7 +363,7 @@ class Run:
         self, compiled: Compiled, plan: ObjectPlan, ids: list[int] | None = None
     ) -> list[Row]:
         """Rows of `plan`'s columns; `ids` for the statement's IDS parameter."""
-        make = plan.row._make
+        make = plan.make
         return [make(row) for row in await compiled.fetch(self.connection, ids=ids)]
 
     async def load(self, plan: ObjectPlan, rows: list[Row]) -> None:
@@ -401,7 +381,8 @@ def nullable(gql_type: Any) -> tuple[Any, bool]:
 
 @dataclass
 class Planner:
-    """Turns the selections of one operation into plans (see Plans)."""
+    """Turns the selections of one operation into plans (see Plans), from the fields' read
+    declarations (schema/reads.py)."""
 
     schema: GraphQLSchema
     fragments: dict[str, FragmentDetails]
@@ -426,90 +407,94 @@ class Planner:
         be read in its own statement; `finish`: lay out and compile now (not when it is to be
         joined into its parent's statement, at an offset known later)."""
         gql_type = self.object_type(gql_type)
-        model = MODELS.get(gql_type.name)
+        model = model_of(gql_type)
         if model is None:
             raise Unsupported(f"type {gql_type.name}")
         plan = ObjectPlan(gql_type.name, model, can_join=joins)
         plan.need(*needs)
-        stage: Load | Join | None = None
-        lines: Load | None = None
-        names = set()
-        for key, field_details in self.subfields(gql_type, details):
+        selected = list(self.subfields(gql_type, details))
+        # what the selected fields reduce from children (a quote's totals from its lines):
+        # read by the children's list when it is selected too
+        for _, field_details in selected:
+            decl = declaration_of(gql_type, field_details[0].node.name.value)
+            if isinstance(decl, Computed) and isinstance(decl.using, Reduced):
+                plan.reduces.setdefault(decl.using.relation, set()).update(decl.using.reads)
+        for key, field_details in selected:
             name = field_details[0].node.name.value
-            names.add(name)
             if name == "__typename":
                 plan.fields.append((key, typename(gql_type.name)))
                 continue
             field_def = gql_type.fields[name]
-            if field_def.args or any(d.node.arguments for d in field_details):
+            decl = declaration_of(gql_type, name)
+            if not isinstance(decl, Listing) and (
+                field_def.args or any(d.node.arguments for d in field_details)
+            ):
                 raise Unsupported(f"arguments on {gql_type.name}.{name}")
-            if (gql_type.name, name) in TO_ONE:
-                emit = self.to_one(plan, field_def, field_details, name)
-            elif (gql_type.name, name) in TO_MANY:
-                load, emit = self.to_many(plan, field_def, field_details, name)
-                lines = lines or (load if name == "lines" else None)
-            elif gql_type.name == "Opportunity" and name == "salesStage":
-                stage = stage or self.stages(plan)
-                target = self.object_plan(nullable(field_def.type)[0], field_details,
-                                          tuple(attributes(models.SalesStage)))
-                emit = self.stage_field(plan, stage, target)
-            elif gql_type.name == "Opportunity" and name in BY_STAGE:
-                stage = stage or self.stages(plan)
-                plan.need(*READS.get((gql_type.name, name), ()))
-                emit = self.by_stage(plan, stage, field_def, BY_STAGE[name], name in STAGE_ONLY)
-            elif gql_type.name == "Quote" and name in QUOTE_TOTALS:
-                emit = self.totals(plan, field_def, name)
-            else:
-                plan.fields.append((key, self.plain(plan, field_def, name)))
+            if decl is None:
+                plan.fields.append((key, self.column(plan, field_def, name)))
                 continue
+            if isinstance(decl, ToOne):
+                emit = self.to_one(plan, field_def, field_details, decl)
+            elif isinstance(decl, ChildList):
+                emit = self.to_many(plan, field_def, field_details, decl)
+            elif isinstance(decl, Listing) and decl.parent is not None:
+                emit = self.nested(plan, field_def, field_details, decl)
+            elif isinstance(decl, NodeId):
+                plan.fields.append((key, self.node_id(plan, field_def, decl)))
+                continue
+            elif isinstance(decl, Computed) and decl.using is None:
+                plan.need(*decl.reads)
+                emit = self.computed(field_def, decl)
+            elif isinstance(decl, Computed) and isinstance(decl.using, ByKey):
+                emit = self.by_key(plan, field_def, field_details, decl, decl.using)
+            elif isinstance(decl, Computed) and isinstance(decl.using, Reduced):
+                emit = self.reduced(plan, field_def, decl, decl.using)
+            elif isinstance(decl, Computed) and isinstance(decl.using, Batched):
+                emit = self.batched(plan, field_def, decl, decl.using)
+            else:
+                raise Unsupported(f"field {gql_type.name}.{name}")
             plan.fields.append((key, emit))
             plan.flat = False  # a relation or a computed field: needs rows of its own
-        if gql_type.name == "Quote" and QUOTE_TOTALS & names:
-            # the totals read the lines the `lines` field loads (which read what the totals
-            # need, see to_many), or load their own
-            lines = lines or self.children(plan, LINES, ObjectPlan(
-                "QuoteLine", models.QuoteLine, list(LINE_TOTALS)).finish())
-            plan.totals = lines
+        for relation, reads in plan.reduces.items():
+            if relation not in plan.child_loads:  # no list of them selected: read their own
+                target = ObjectPlan("", relation.model, [relation.parent.key, *sorted(reads)])
+                self.children(plan, relation, target.finish())
         return plan.finish() if finish else plan
 
-    def plain(self, plan: ObjectPlan, field_def: GraphQLField, name: str) -> Emit:
-        """A column, or a resolver of the row alone (the normal path's own function)."""
+    def column(self, plan: ObjectPlan, field_def: GraphQLField, name: str) -> Emit:
+        """A field without a declaration: the model's column of its Python name."""
         definition = field_def.extensions.get(BACKREF)
-        if definition is None or not is_leaf_type(nullable(field_def.type)[0]):
-            raise Unsupported(f"field {plan.type_name}.{name}")
-        resolver = definition.base_resolver
-        if resolver is None:
-            column = definition.python_name
-            if column not in attributes(plan.model):
-                raise Unsupported(f"field {plan.type_name}.{name}")
-            plan.need(column)
-            return lambda code: code.leaf(
-                field_def.type, f"row[{plan.column(column)}]", attributes(plan.model)[column]
-            )
-        if name == "id" and nullable(field_def.type)[0] is GraphQLID:  # node_id(type name)
-            plan.need("id")
-            return lambda code: code.leaf(
-                field_def.type,
-                f"{code.const(to_global_id)}({plan.type_name!r}, row[{plan.column('id')}])",
-            )
         if (
-            resolver.is_async or resolver.info_parameter is not None
-            or resolver.self_parameter is not None or resolver.arguments
+            definition is None or definition.base_resolver is not None
+            or not is_leaf_type(nullable(field_def.type)[0])
+            or definition.python_name not in attributes(plan.model)
         ):
-            raise Unsupported(f"resolver of {plan.type_name}.{name}")
-        function = resolver.wrapped_func
-        if isinstance(function, staticmethod):
-            function = function.__func__
-        plan.need(*READS.get((plan.type_name, name), tuple(attributes(plan.model))))
-        plan.flat = False
-        return lambda code: code.leaf(field_def.type, f"{code.const(function)}(row)")
+            raise Unsupported(f"field {plan.type_name}.{name}")
+        column = definition.python_name
+        plan.need(column)
+        return lambda code: code.leaf(
+            field_def.type, f"row[{plan.column(column)}]", attributes(plan.model)[column]
+        )
+
+    def node_id(self, plan: ObjectPlan, field_def: GraphQLField, decl: NodeId) -> Emit:
+        plan.need("id")
+        return lambda code: code.leaf(
+            field_def.type,
+            f"{code.const(to_global_id)}({decl.type_name!r}, row[{plan.column('id')}])",
+        )
+
+    def computed(self, field_def: GraphQLField, decl: Computed) -> Emit:
+        """A pure function of the row's columns (the graphql-core resolver's own)."""
+        if not is_leaf_type(nullable(field_def.type)[0]):
+            raise Unsupported("computed object")
+        return lambda code: code.leaf(field_def.type, f"{code.const(decl.function)}(row)")
 
     def to_one(
-        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails], name: str
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: ToOne,
     ) -> Emit:
-        target_name, fk = TO_ONE[(plan.type_name, name)]
         gql_type, optional = nullable(field_def.type)
-        kind = records.KINDS[target_name]
+        kind, fk = records.KINDS[decl.kind], decl.fk
         plan.need(fk)
         target = self.object_plan(gql_type, details, ("id",), finish=False)
         if plan.can_join and target.flat and target.model is not plan.model and all(
@@ -555,9 +540,9 @@ class Planner:
         """The rows of a one-to-many relation for all the rows of `plan`, by parent id."""
         plan.need("id")
         parent_key = children.parent.key
-        statement = Statements(
-            lambda viewer, ids: children.statement(ids, target.columns, target.joined(viewer))
-        )
+        statement = Statements(lambda viewer, ids: children.statement(
+            viewer, ids, target.columns, target.joined(viewer)
+        ))
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
             ids = sorted({row[plan.column("id")] for row in rows})
@@ -570,196 +555,273 @@ class Planner:
 
         load = Load(next(_ids), target, fetch)
         plan.loads.append(load)
+        plan.child_loads.setdefault(children, load)
         return load
 
     def to_many(
-        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails], name: str
-    ) -> tuple[Load, Emit]:
-        _, children = TO_MANY[(plan.type_name, name)]
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: ChildList,
+    ) -> Emit:
         list_type, _ = nullable(field_def.type)
         if not isinstance(list_type, GraphQLList):
-            raise Unsupported(f"{plan.type_name}.{name}")
+            raise Unsupported(f"{plan.type_name}: a list of children that is not a list")
+        relation = decl.relation
         item_type, _ = nullable(list_type.of_type)
-        needs = (children.parent.key, *(LINE_TOTALS if children is LINES else ()))
+        needs = (relation.parent.key, *sorted(plan.reduces.get(relation, ())))
         target = self.object_plan(item_type, details, needs)
-        load = self.children(plan, children, target)
+        load = self.children(plan, relation, target)
 
         def emit(code: Code) -> str:
             build = code.const(target.build)
             index = plan.column("id")
             return f"[{build}(c, run) for c in data[{load.key}].get(row[{index}], ())]"
 
-        return load, emit
-
-    def stages(self, plan: ObjectPlan) -> Load | Join:
-        """The deals' stages: joined to the deals (reference data, no visibility rules), or
-        every stage by key (as the stage loader reads them)."""
-        plan.need("sales_stage")
-        if plan.can_join and all(join.model is not models.SalesStage for join in plan.joins):
-            deal_stage = attributes(plan.model)["sales_stage"]
-            layout = ObjectPlan("SalesStage", models.SalesStage, list(STAGE_ROW._fields))
-            join = Join(models.SalesStage, lambda viewer: models.SalesStage.key == deal_stage,
-                        layout)
-            plan.joins.append(join)
-            return join
-        target = ObjectPlan("SalesStage", models.SalesStage, list(STAGE_ROW._fields)).finish()
-
-        statement = Statements(lambda viewer, ids: select(*target.columns))
-
-        async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
-            found = await run.rows(statement(run), target)
-            return {stage.key: stage for stage in found}, []
-
-        load = Load(next(_ids), target, fetch)
-        plan.loads.append(load)
-        return load
-
-    def stage_of(self, plan: ObjectPlan, load: Load | Join, code: Code) -> str:
-        """The deal's stage row (the resolvers assert that it exists)."""
-        if "stage" in code.once:
-            return code.once["stage"]
-        if isinstance(load, Join):  # a StageRow of the joined columns, one per stage
-            start = load.target.offset
-            key = code.var(f"row[{start + STAGE_ROW._fields.index('key')}]", required=True)
-            row = f"row[{start}:{start + load.target.width}]"
-            code.once["stage"] = code.memo(key, f"{code.const(STAGE_ROW._make)}({row})")
-        else:
-            expr = f"data[{load.key}].get(row[{plan.column('sales_stage')}])"
-            code.once["stage"] = code.var(expr, required=True)
-        return code.once["stage"]
-
-    def stage_field(self, plan: ObjectPlan, load: Load | Join, target: ObjectPlan) -> Emit:
-        def emit(code: Code) -> str:
-            stage = self.stage_of(plan, load, code)
-            return code.memo(f"{stage}.key", f"{code.const(target.build)}({stage}, run)")
-
         return emit
 
-    def by_stage(
-        self, plan: ObjectPlan, load: Load | Join, field_def: GraphQLField,
-        compute: Callable[[Row, Any], Any], stage_only: bool,
+    def by_key(
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: Computed, source: ByKey,
     ) -> Emit:
+        """A value from the reference row the row's column names (its stage): the row itself
+        (`itself`), or a function of both (computed once per reference row when it reads
+        nothing of the row)."""
+        plan.need(*decl.reads)
+        lookup = plan.lookups.get(source) or self.lookup(plan, source)
+        gql_type, optional = nullable(field_def.type)
+        if decl.itself:
+            layout = reference_row(source.model)
+            target = self.object_plan(gql_type, details, tuple(layout._fields))
+
+            def itself(code: Code) -> str:
+                ref = self.reference(plan, source, lookup, code, optional)
+                key = f"(None if {ref} is None else {ref}.{source.key})" if optional else (
+                    f"{ref}.{source.key}")
+                return code.memo(key, f"{code.const(target.build)}({ref}, run)", optional)
+
+            return itself
+        if not is_leaf_type(gql_type):
+            raise Unsupported("computed object")
+
         def emit(code: Code) -> str:
-            stage = self.stage_of(plan, load, code)
-            value = f"{code.const(compute)}(row, {stage})"
-            if stage_only:
-                value = code.memo(f"{stage}.key", value)
+            ref = self.reference(plan, source, lookup, code, False)
+            value = f"{code.const(decl.function)}(row, {ref})"
+            if not decl.reads:
+                value = code.memo(f"{ref}.{source.key}", value)
             return code.leaf(field_def.type, value)
 
         return emit
 
-    def totals(self, plan: ObjectPlan, field_def: GraphQLField, name: str) -> Emit:
-        attribute = strawberry_name(field_def, name)
-        plan.need("id")
+    def lookup(self, plan: ObjectPlan, source: ByKey) -> Load | Join:
+        """The reference rows: joined to the rows (no visibility rules), or every one of them
+        by key (as graphql-core's loader reads them)."""
+        plan.need(source.column)
+        layout = reference_row(source.model)
+        lookup: Load | Join
+        if plan.can_join and all(join.model is not source.model for join in plan.joins):
+            column = attributes(plan.model)[source.column]
+            key = attributes(source.model)[source.key]
+            lookup = Join(source.model, lambda viewer: key == column,
+                          ObjectPlan("", source.model, list(layout._fields)))
+            plan.joins.append(lookup)
+        else:
+            target = ObjectPlan("", source.model, list(layout._fields)).finish()
+            statement = Statements(lambda viewer, ids: select(*target.columns))
+
+            async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+                found = await run.rows(statement(run), target)
+                return {getattr(ref, source.key): ref for ref in found}, []
+
+            lookup = Load(next(_ids), target, fetch)
+            plan.loads.append(lookup)
+        plan.lookups[source] = lookup
+        return lookup
+
+    def reference(
+        self, plan: ObjectPlan, source: ByKey, lookup: Load | Join, code: Code, optional: bool
+    ) -> str:
+        """The reference row of the row being built (once per builder)."""
+        once = f"ref{id(source)}"
+        if once in code.once:
+            return code.once[once]
+        layout = reference_row(source.model)
+        if isinstance(lookup, Join):  # a row of the joined columns, one per reference row
+            start = lookup.target.offset
+            key = code.var(f"row[{start + layout._fields.index(source.key)}]",
+                           required=not optional)
+            row = f"row[{start}:{start + lookup.target.width}]"
+            code.once[once] = code.memo(key, f"{code.const(layout._make)}({row})", optional)
+        else:
+            expr = f"data[{lookup.key}].get(row[{plan.column(source.column)}])"
+            code.once[once] = code.var(expr, required=not optional)
+        return code.once[once]
+
+    def reduced(
+        self, plan: ObjectPlan, field_def: GraphQLField, decl: Computed, source: Reduced
+    ) -> Emit:
+        """A value reduced from the row's children (read by their list when it is selected,
+        or by a statement of their own)."""
+        plan.need("id", *decl.reads)
+        relation = source.relation
 
         def emit(code: Code) -> str:
-            assert plan.totals is not None
-            lines = f"data[{plan.totals.key}].get(row[{plan.column('id')}], ())"
-            totals = code.shared("totals", f"{code.const(quote_rules.totals)}({lines})")
-            return code.leaf(field_def.type, f"{totals}.{attribute}")
+            load = plan.child_loads[relation]
+            children = f"data[{load.key}].get(row[{plan.column('id')}], ())"
+            value = code.shared(f"reduce{id(source)}",
+                                f"{code.const(source.reduce)}({children})")
+            return code.leaf(field_def.type, f"{code.const(decl.function)}(row, {value})")
+
+        return emit
+
+    def batched(
+        self, plan: ObjectPlan, field_def: GraphQLField, decl: Computed, source: Batched
+    ) -> Emit:
+        """A value per row from the source's own statement for all the rows (through the
+        session: it is the resolvers' own function)."""
+        plan.need("id", *decl.reads)
+        load = plan.batches.get(source)
+        if load is None:
+            async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+                ids = sorted({row[plan.column("id")] for row in rows})
+                ctx = run.context
+                return await source.function(ctx.session, ctx.viewer, ids), []
+
+            load = plan.batches[source] = Load(next(_ids), ObjectPlan("", None), fetch)
+            plan.loads.append(load)
+        found = load
+
+        def emit(code: Code) -> str:
+            value = code.shared(
+                f"batch{id(source)}",
+                f"(data[{found.key}].get(row[{plan.column('id')}]) "
+                f"or {code.const(source.default())})",
+            )
+            return code.leaf(field_def.type, f"{code.const(decl.function)}(row, {value})")
+
+        return emit
+
+    def nested(
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: Listing,
+    ) -> Emit:
+        """A connection below each row: one windowed statement for every parent's page (and
+        one grouped count when `totalCount` is asked for)."""
+        shape = connection_shape(self, field_def, details)
+        if len(shape.node_plans) > 1:
+            raise Unsupported("a nested connection's nodes selected twice")
+        plan.need("id")
+        kind = records.KINDS[decl.kind]
+        node_plan = shape.node_plans[0] if shape.node_plans else ObjectPlan(
+            "", kind.model, ["id"]).finish()
+        node = details[0].node
+        pages: OrderedDict[Any, tuple[ManyPageQuery, Compiled, Compiled | None]] = OrderedDict()
+
+        async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+            ids = sorted({row[plan.column("id")] for row in rows})
+            key = (viewer_key(run.context.viewer), run.dialect,
+                   repr(get_argument_values(field_def, node, run.variables)))
+            found = pages.get(key)
+            if found is None:
+                args = run.arguments(field_def, node)
+                spec = await decl.spec(run.context, args, plan.model)
+                viewer, ctx = run.context.viewer, run.context
+                where = [*([] if decl.through_parent else kind.visible(viewer)),
+                         *spec.conditions]
+                sort, signature = records.sort_keys(decl.kind, spec.order, spec.extra_sort)
+                parents = IDS[run.dialect]
+                query = many_page_query(
+                    kind.model, decl.parent, parents, where, sort, signature,
+                    page_args(args.get("first"), args.get("after"), args.get("last"),
+                              args.get("before")),
+                    ctx.default_page_size, ctx.max_page_size, node_plan.columns,
+                    node_plan.joined(viewer),
+                )
+                dialect = run.connection.dialect
+                found = (query, Compiled.of(query.statement, dialect), Compiled.of(
+                    many_counts(decl.parent, parents, where), dialect) if shape.count else None)
+                if spec.reusable:
+                    pages[key] = found
+                    if len(pages) > 256:
+                        pages.popitem(last=False)
+            query, compiled, counting = found
+            counts: dict[int, int] = {}
+            if counting is not None:
+                counts = {pid: int(n) for pid, n in await counting.fetch(run.connection, ids=ids)}
+
+            async def count(pid: int) -> int:
+                return counts.get(pid, 0)
+
+            by_parent = query.pages(await compiled.fetch(run.connection, ids=ids), ids, count,
+                                    plain=True)
+            make = node_plan.make
+            nodes = []
+            for page in by_parent.values():
+                page.nodes = [make(n) for n in page.nodes]
+                nodes += page.nodes
+            return {pid: (page, counts.get(pid, 0)) for pid, page in by_parent.items()}, nodes
+
+        load = Load(next(_ids), node_plan, fetch)
+        plan.loads.append(load)
+
+        def emit(code: Code) -> str:
+            found = code.var(f"data[{load.key}][row[{plan.column('id')}]]")
+            return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
 
         return emit
 
 
-def strawberry_name(field_def: GraphQLField, name: str) -> str:
-    definition = field_def.extensions.get(BACKREF)
-    return definition.python_name if definition is not None else name
+def declaration_of(gql_type: GraphQLObjectType, name: str) -> Any:
+    field_def = gql_type.fields.get(name)
+    definition = field_def.extensions.get(BACKREF) if field_def is not None else None
+    return None if definition is None else declaration(definition)
 
 
-# --- root fields -------------------------------------------------------------------------
+def model_of(gql_type: GraphQLObjectType) -> Any:
+    """The model whose rows a GraphQL type is built from (its `is_type_of = rows_of(...)`)."""
+    definition = gql_type.extensions.get(BACKREF)
+    origin = getattr(definition, "origin", None)
+    return getattr(getattr(origin, "is_type_of", None), "model", None)
 
 
-async def _opportunity_page(
-    run: Run, args: dict[str, Any], plan: ObjectPlan, with_total: bool
-) -> tuple[PageQuery, bool]:
-    from schema.opportunity import deal_list
-
-    ctx = run.context
-    conditions, order, extra_sort, rules = await deal_list(
-        ctx.session, args.get("filter"), args.get("order_by")
-    )
-    query = records.list_query(
-        ctx.viewer, "Opportunity",
-        page_args(args.get("first"), args.get("after"), args.get("last"), args.get("before")),
-        conditions, order, ctx.default_page_size,
-        ctx.max_page_size, extra_sort, plan.columns, plan.joined(ctx.viewer), with_total,
-    )
-    # custom fields' filters and sort keys follow their definitions, which may change
-    # and a condition on today's date changes at midnight
-    return query, not extra_sort and not (
-        rules is not None and (rules.custom_fields or rules.follows_today)
-    )
+@functools.cache
+def reference_row(model: Any) -> Any:
+    """The class of a reference row read whole (a stage)."""
+    return namedtuple(f"{model.__name__}Row", list(attributes(model)))  # type: ignore[misc]
 
 
-# Root connection fields the planner answers, with how to build their page's statement (and
-# whether that statement depends on nothing but the arguments and the viewer).
-Reader = Callable[[Run, dict[str, Any], "ObjectPlan", bool], Awaitable[tuple[PageQuery, bool]]]
-ROOT_CONNECTIONS: dict[str, Reader] = {
-    "opportunities": _opportunity_page,
-}
+# --- connections ---------------------------------------------------------------------------
+
+Writer = Callable[[Page[Any], dict[str, Any], Run], Any]
 
 
 @dataclass
-class ConnectionPlan:
-    """A root connection: its page, then its nodes' relations, then the JSON."""
+class ConnectionShape:
+    """A connection's selection: the writers of its JSON from a page, its nodes' plans (one
+    layout), whether it counts."""
 
-    key: str
-    field_def: GraphQLField
-    node: FieldNode
-    node_type: str
-    read: Reader
-    writers: list[tuple[str, Callable[[Page[Any], dict[str, Any], Run], Any]]]
+    writers: list[tuple[str, Writer]]
     node_plans: list[ObjectPlan]
     count: bool
-    # page statements compiled, by viewer, dialect and arguments (the first page of a list is
-    # asked for again and again)
-    pages: OrderedDict[Any, tuple[PageQuery, Compiled]] = field(default_factory=OrderedDict)
-    size: int = 256
+    node_type: GraphQLObjectType
 
-    async def execute(self, run: Run, schema: strawberry.Schema, variables: VariableValues) -> Any:
-        values = get_argument_values(self.field_def, self.node, variables)
-        # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
-        model = MODELS[self.node_type]
-        plan = (self.node_plans or [ObjectPlan("", model).finish()])[0]
-        key = (viewer_key(run.context.viewer), run.dialect, repr(values))
-        found = self.pages.get(key)
-        if found is None:
-            definition = self.field_def.extensions[BACKREF]
-            args = convert_arguments(
-                values, definition.arguments,
-                scalar_registry=schema.schema_converter.scalar_registry, config=schema.config,
-            )
-            query, reusable = await self.read(run, args, plan, self.count)
-            found = query, Compiled.of(query.statement, run.connection.dialect)
-            if reusable:
-                self.pages[key] = found
-                if len(self.pages) > self.size:
-                    self.pages.popitem(last=False)
-        query, compiled = found
-        page = query.page(await compiled.fetch(run.connection), run.context.session)
-        width, make = len(plan.columns), plan.row._make
-        page.nodes = [make(row[:width]) for row in page.nodes]
-        extras: dict[str, Any] = {}
-        if self.count:
-            extras["count"] = await page.count()
-        for plan in self.node_plans:
-            if page.nodes:
-                await run.load(plan, page.nodes)
+    def write(self, page: Page[Any], extras: dict[str, Any], run: Run) -> dict[str, Any]:
         return {key: write(page, extras, run) for key, write in self.writers}
 
 
-def _connection_plan(planner: Planner, key: str, field_def: GraphQLField,
-                     details: list[FieldDetails]) -> ConnectionPlan:
-    node = details[0].node
+def connection_shape(planner: Planner, field_def: GraphQLField,
+                     details: list[FieldDetails]) -> ConnectionShape:
     conn_type = planner.object_type(nullable(field_def.type)[0])
+    if "nodes" not in conn_type.fields or "edges" not in conn_type.fields:
+        raise Unsupported(f"connection type {conn_type.name}")
     node_type = nullable(conn_type.fields["nodes"].type)[0]
-    node_type = nullable(node_type.of_type)[0]
-    writers: list[tuple[str, Callable[[Page[Any], dict[str, Any], Run], Any]]] = []
+    node_type = planner.object_type(nullable(node_type.of_type)[0])
+    writers: list[tuple[str, Writer]] = []
     node_plans: list[ObjectPlan] = []
     count = False
     edge_type = planner.object_type(
         nullable(nullable(conn_type.fields["edges"].type)[0].of_type)[0]
     )
+    if set(edge_type.fields) - {"cursor", "node"}:
+        raise Unsupported(f"edge type {edge_type.name}")
     selections = 0  # of the nodes (`nodes`, and `node` in each `edges`)
     for _, sub_details in planner.subfields(conn_type, details):
         name = sub_details[0].node.name.value
@@ -797,17 +859,65 @@ def _connection_plan(planner: Planner, key: str, field_def: GraphQLField,
             plan.need(*shared)
             plan.needs = sorted(plan.needs, key=shared.index)
         plan.finish()
-    return ConnectionPlan(
-        key, field_def, node, node_type.name, ROOT_CONNECTIONS[node.name.value],
-        writers, node_plans, count,
-    )
+    return ConnectionShape(writers, node_plans, count, node_type)
+
+
+@dataclass
+class ConnectionPlan:
+    """A root connection: its page, then its nodes' relations, then the JSON."""
+
+    key: str
+    field_def: GraphQLField
+    node: FieldNode
+    listing: Listing
+    shape: ConnectionShape
+    # page statements compiled, by viewer, dialect and arguments (the first page of a list is
+    # asked for again and again)
+    pages: OrderedDict[Any, tuple[PageQuery, Compiled]] = field(default_factory=OrderedDict)
+    size: int = 256
+
+    async def execute(self, run: Run) -> Any:
+        shape = self.shape
+        # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
+        plan = (shape.node_plans or [
+            ObjectPlan("", records.KINDS[self.listing.kind].model).finish()])[0]
+        key = (viewer_key(run.context.viewer), run.dialect,
+               repr(get_argument_values(self.field_def, self.node, run.variables)))
+        found = self.pages.get(key)
+        if found is None:
+            args = run.arguments(self.field_def, self.node)
+            ctx = run.context
+            spec = await self.listing.spec(ctx, args)
+            query = records.list_query(
+                ctx.viewer, self.listing.kind,
+                page_args(args.get("first"), args.get("after"), args.get("last"),
+                          args.get("before")),
+                spec.conditions, spec.order, ctx.default_page_size, ctx.max_page_size,
+                spec.extra_sort, plan.columns, plan.joined(ctx.viewer), shape.count,
+            )
+            found = query, Compiled.of(query.statement, run.connection.dialect)
+            if spec.reusable:
+                self.pages[key] = found
+                if len(self.pages) > self.size:
+                    self.pages.popitem(last=False)
+        query, compiled = found
+        page = query.page(await compiled.fetch(run.connection), run.context.session)
+        width, make = len(plan.columns), plan.make
+        page.nodes = [make(row[:width]) for row in page.nodes]
+        extras: dict[str, Any] = {}
+        if shape.count:
+            extras["count"] = await page.count()
+        for plan in shape.node_plans:
+            if page.nodes:
+                await run.load(plan, page.nodes)
+        return shape.write(page, extras, run)
 
 
 def typename(name: str) -> Emit:
     return lambda code: repr(name)
 
 
-def nodes_writer(plan: ObjectPlan) -> Callable[[Page[Any], dict[str, Any], Run], Any]:
+def nodes_writer(plan: ObjectPlan) -> Writer:
     return lambda page, extras, run: [plan.build(row, run) for row in page.nodes]
 
 
@@ -816,7 +926,7 @@ def node_writer(plan: ObjectPlan) -> Callable[[Row, str, Run], Any]:
 
 
 def _page_info(planner: Planner, conn_type: GraphQLObjectType,
-               details: list[FieldDetails]) -> Callable[[Page[Any], dict[str, Any], Run], Any]:
+               details: list[FieldDetails]) -> Writer:
     info_type = planner.object_type(nullable(conn_type.fields["pageInfo"].type)[0])
     values: dict[str, Callable[[Page[Any]], Any]] = {
         "hasNextPage": lambda page: page.has_next_page,
@@ -832,8 +942,7 @@ def _page_info(planner: Planner, conn_type: GraphQLObjectType,
 
 
 def _edges(planner: Planner, edge_type: GraphQLObjectType, details: list[FieldDetails],
-           node_plan: Callable[[list[FieldDetails]], ObjectPlan],
-           ) -> Callable[[Page[Any], dict[str, Any], Run], Any]:
+           node_plan: Callable[[list[FieldDetails]], ObjectPlan]) -> Writer:
     fields: list[tuple[str, Callable[[Row, str, Run], Any]]] = []
     for key, sub_details in planner.subfields(edge_type, details):
         name = sub_details[0].node.name.value
@@ -856,8 +965,87 @@ def _edges(planner: Planner, edge_type: GraphQLObjectType, details: list[FieldDe
 
 
 @dataclass
+class Constant:
+    key: str
+    value: Any
+
+    async def execute(self, run: Run) -> Any:
+        return self.value
+
+
+@dataclass
+class RecordsPlan:
+    """node / nodes: the visible records by key, each kind's read with its own plan."""
+
+    key: str
+    field_def: GraphQLField
+    node: FieldNode
+    decl: Records
+    plans: dict[str, tuple[ObjectPlan, Statements]]
+
+    async def execute(self, run: Run) -> Any:
+        keys = self.decl.keys(run.context, run.arguments(self.field_def, self.node))
+        wanted: dict[str, list[int]] = {}
+        for found in keys:
+            if found is not None and found[0] in self.plans:
+                wanted.setdefault(found[0], []).append(found[1])
+        built: dict[tuple[str, int], Any] = {}
+        for kind, ids in wanted.items():
+            plan, statement = self.plans[kind]
+            rows = await run.rows(statement(run), plan, sorted(set(ids)))
+            if rows:
+                await run.load(plan, rows)
+            for row in rows:
+                built[(kind, row[plan.column("id")])] = plan.build(row, run)
+        values = [None if k is None else built.get(k) for k in keys]
+        return values if self.decl.many else values[0]
+
+
+def records_plan(planner: Planner, key: str, field_def: GraphQLField,
+                 details: list[FieldDetails], decl: Records) -> RecordsPlan:
+    gql_type, _ = nullable(field_def.type)
+    if decl.many:
+        gql_type, _ = nullable(gql_type.of_type)
+    plans: dict[str, tuple[ObjectPlan, Statements]] = {}
+    for object_type in planner.schema.get_possible_types(gql_type):
+        if object_type.name not in records.KINDS:
+            continue
+        kind = records.KINDS[object_type.name]
+        plan = planner.object_plan(object_type, details, ("id",))
+        plans[object_type.name] = plan, Statements(
+            lambda viewer, ids, kind=kind, plan=plan: records.visible_by_id(
+                kind, viewer, ids, plan.columns, plan.joined(viewer)
+            )
+        )
+    return RecordsPlan(key, field_def, details[0].node, decl, plans)
+
+
+@dataclass
+class ViewerPlan:
+    """The viewer's own row: built from the user loaded with the token, no statement."""
+
+    key: str
+    plan: ObjectPlan
+
+    async def execute(self, run: Run) -> Any:
+        user = run.context.viewer.user
+        row = self.plan.row._make(getattr(user, name) for name in self.plan.needs)
+        await run.load(self.plan, [row])
+        return self.plan.build(row, run)
+
+
+def viewer_plan(planner: Planner, key: str, field_def: GraphQLField,
+                details: list[FieldDetails]) -> ViewerPlan:
+    plan = planner.object_plan(nullable(field_def.type)[0], details, joins=False)
+    return ViewerPlan(key, plan)
+
+
+RootPlan = ConnectionPlan | RecordsPlan | ViewerPlan | Constant
+
+
+@dataclass
 class OperationPlan:
-    roots: list[ConnectionPlan]
+    roots: list[RootPlan]
 
     async def execute(
         self, context: Context, schema: strawberry.Schema, variables: VariableValues
@@ -865,8 +1053,8 @@ class OperationPlan:
         connection = await raw.Connection.of(context.session)
         if connection is None:  # a database without a driver path in resolvers/raw.py
             raise Fallback
-        run = Run(context, connection)
-        return {root.key: await root.execute(run, schema, variables) for root in self.roots}
+        run = Run(context, connection, schema, variables)
+        return {root.key: await root.execute(run) for root in self.roots}
 
 
 def directive_variables(document: DocumentNode) -> tuple[str, ...]:
@@ -1008,12 +1196,25 @@ class Plans:
         query_type = gql_schema.query_type
         assert query_type is not None
         grouped = collect_fields(gql_schema, fragments, variables, query_type, operation)
-        roots = []
+        roots: list[RootPlan] = []
         for key, details in grouped.grouped_field_set.items():
             name = details[0].node.name.value
-            if name not in ROOT_CONNECTIONS:
+            if name == "__typename":
+                roots.append(Constant(key, query_type.name))
+                continue
+            decl = declaration_of(query_type, name)
+            field_def = query_type.fields[name]
+            if isinstance(decl, Listing) and decl.parent is None:
+                roots.append(ConnectionPlan(
+                    key, field_def, details[0].node, decl,
+                    connection_shape(planner, field_def, details),
+                ))
+            elif isinstance(decl, Records):
+                roots.append(records_plan(planner, key, field_def, details, decl))
+            elif isinstance(decl, TheViewer):
+                roots.append(viewer_plan(planner, key, field_def, details))
+            else:
                 raise Unsupported(f"root field {name}")
-            roots.append(_connection_plan(planner, key, query_type.fields[name], details))
         if not roots:
             raise Unsupported("no root field")
         return OperationPlan(roots)

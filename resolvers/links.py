@@ -50,7 +50,9 @@ def ordered(keys: Iterable[Key]) -> list[Key]:
 
 
 def entity_of(record: Any) -> str:
-    return ENTITY_OF_TYPE[type(record).__name__]
+    """The entity of a record (or of its model class)."""
+    model = record if isinstance(record, type) else type(record)
+    return ENTITY_OF_TYPE[model.__name__]
 
 
 def key_of(record: Any) -> Key:

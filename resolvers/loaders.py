@@ -24,7 +24,6 @@ from models import (
     SalesStage,
     StageChange,
 )
-from resolvers import campaign
 from resolvers.pagination import Page, PageArgs, outer_joined, paginate_many
 from resolvers.permissions import Viewer
 from resolvers.records import KINDS, sort_keys, visible_by_id
@@ -39,21 +38,41 @@ class Children:
     parent: Any  # the column referring to the parent
     where: tuple[Any, ...] = ()
     order: tuple[Any, ...] = ()
+    visible: Callable[[Viewer], Sequence[Any]] | None = None  # conditions by viewer
 
     def statement(
-        self, parent_ids: Sequence[Any] | Any, columns: Sequence[Any] | None = None,
-        joins: Sequence[tuple[Any, Any]] = (),
+        self, viewer: Viewer, parent_ids: Sequence[Any] | Any,
+        columns: Sequence[Any] | None = None, joins: Sequence[tuple[Any, Any]] = (),
     ) -> Any:
         """With `columns`, plain rows of them, the `joins` (table, ON) outer-joined."""
         return (
             outer_joined(select(*(columns or [self.model])), self.model, joins)
-            .where(self.parent.in_(parent_ids), *self.where)
+            .where(self.parent.in_(parent_ids), *self.where,
+                   *(self.visible(viewer) if self.visible else ()))
             .order_by(*self.order)
         )
 
 
+def _visible_contact(viewer: Viewer) -> Sequence[Any]:
+    visible = select(Contact.id).where(*KINDS["Contact"].visible(viewer))
+    return (OpportunityContact.contact_id.in_(visible),)
+
+
 QUOTES = Children(Quote, Quote.opportunity_id, (Quote.deleted_at.is_(None),), (Quote.id,))
 LINES = Children(QuoteLine, QuoteLine.quote_id, (), (QuoteLine.position, QuoteLine.id))
+DEAL_CONTACTS = Children(
+    OpportunityContact, OpportunityContact.opportunity_id, (),
+    (OpportunityContact.is_primary.desc(), OpportunityContact.created_at,
+     OpportunityContact.contact_id), _visible_contact,
+)
+STAGE_HISTORY = Children(
+    StageChange, StageChange.opportunity_id, (), (StageChange.changed_at.desc(),
+                                                  StageChange.id.desc()),
+)
+FIELD_HISTORY = Children(
+    FieldChange, FieldChange.opportunity_id, (), (FieldChange.changed_at.desc(),
+                                                  FieldChange.id.desc()),
+)
 
 
 class _ByKind(dict[str, DataLoader[int, Any]]):
@@ -87,30 +106,6 @@ class Loaders:
     @cached_property
     def stage(self) -> DataLoader[str, SalesStage | None]:
         return DataLoader(self._stages)
-
-    @cached_property
-    def quotes(self) -> DataLoader[int, list[Quote]]:
-        return DataLoader(self._quotes)
-
-    @cached_property
-    def lines(self) -> DataLoader[int, list[QuoteLine]]:
-        return DataLoader(self._lines)
-
-    @cached_property
-    def deal_contacts(self) -> DataLoader[int, list[OpportunityContact]]:
-        return DataLoader(self._deal_contacts)
-
-    @cached_property
-    def stage_history(self) -> DataLoader[int, list[StageChange]]:
-        return DataLoader(self._history)
-
-    @cached_property
-    def field_history(self) -> DataLoader[int, list[FieldChange]]:
-        return DataLoader(self._field_history)
-
-    @cached_property
-    def campaign_stats(self) -> DataLoader[int, campaign.CampaignStats]:
-        return DataLoader(self._campaign_stats)
 
     @cached_property
     def custom_definitions(self) -> DataLoader[str, list[CustomFieldDefinition]]:
@@ -149,37 +144,21 @@ class Loaders:
     ) -> list[list[Any]]:
         return await self._grouped(Children(model, parent, where, tuple(order)), ids)
 
+    def children(self, relation: Children) -> DataLoader[int, list[Any]]:
+        """The rows of a one-to-many relation, by parent id."""
+        return self.batch(relation, lambda ids: self._grouped(relation, ids))
+
     async def _grouped(self, children: Children, ids: Sequence[Any]) -> list[list[Any]]:
         grouped: dict[Any, list[Any]] = defaultdict(list)
-        for row in (await self.session.scalars(children.statement(ids))).all():
+        statement = children.statement(self.viewer, ids)
+        for row in (await self.session.scalars(statement)).all():
             grouped[getattr(row, children.parent.key)].append(row)
         return [grouped[i] for i in ids]
 
-    async def _quotes(self, ids: list[int]) -> list[list[Quote]]:
-        return await self._grouped(QUOTES, ids)
 
-    async def _lines(self, ids: list[int]) -> list[list[QuoteLine]]:
-        return await self._grouped(LINES, ids)
 
-    async def _deal_contacts(self, ids: list[int]) -> list[list[OpportunityContact]]:
-        visible_contacts = select(Contact.id).where(*KINDS["Contact"].visible(self.viewer))
-        return await self._children(
-            OpportunityContact, OpportunityContact.opportunity_id, ids,
-            OpportunityContact.contact_id.in_(visible_contacts),
-            order=[OpportunityContact.is_primary.desc(), OpportunityContact.created_at],
-        )
 
-    async def _history(self, ids: list[int]) -> list[list[StageChange]]:
-        return await self._children(
-            StageChange, StageChange.opportunity_id, ids,
-            order=[StageChange.changed_at.desc(), StageChange.id.desc()],
-        )
 
-    async def _field_history(self, ids: list[int]) -> list[list[FieldChange]]:
-        return await self._children(
-            FieldChange, FieldChange.opportunity_id, ids,
-            order=[FieldChange.changed_at.desc(), FieldChange.id.desc()],
-        )
 
     async def _links(self, link: Any, owner: Any, ids: list[int]) -> list[list[tuple[str, int]]]:
         stmt = (
@@ -198,10 +177,6 @@ class Loaders:
 
     async def _activity_links(self, ids: list[int]) -> list[list[tuple[str, int]]]:
         return await self._links(ActivityLink, ActivityLink.activity_id, ids)
-
-    async def _campaign_stats(self, ids: list[int]) -> list[campaign.CampaignStats]:
-        stats = await campaign.campaign_stats(self.session, self.viewer, ids)
-        return [stats.get(i, campaign.CampaignStats()) for i in ids]
 
     async def relation_page(
         self,

@@ -232,26 +232,66 @@ def page_query(
     )
 
 
-async def paginate_many(
-    session: AsyncSession,
+@dataclass
+class ManyPageQuery:
+    """The statement of the same page of a relation for many parents (many_page_query):
+    its rows hold the nodes, the sort keys' values, then the parent's id."""
+
+    statement: Any
+    size: int
+    backwards: bool
+    width: int
+    keys: int
+    signature: str
+    args: PageArgs
+
+    def pages(
+        self, rows: Sequence[Any], parent_ids: Sequence[int],
+        count: Callable[[int], Awaitable[int]], plain: bool = False,
+    ) -> dict[int, Page[Any]]:
+        grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
+        for row in rows:
+            grouped.setdefault(row[-1], []).append(row)
+        width, end, signature = self.width, self.width + self.keys, self.signature
+        pages: dict[int, Page[Any]] = {}
+        for pid, found in grouped.items():
+            more = len(found) > self.size
+            found = found[:self.size]
+            if self.backwards:
+                found.reverse()
+            pages[pid] = Page(
+                nodes=[row[:width] for row in found] if plain else [row[0] for row in found],
+                cursors=[encode_cursor(signature, row[width:end]) for row in found],
+                has_next_page=more if not self.backwards else bool(self.args.before),
+                has_previous_page=more if self.backwards else bool(self.args.after),
+                count=lambda pid=pid: count(pid),  # type: ignore[misc]
+            )
+        return pages
+
+
+def many_page_query(
     entity: Any,
     parent_column: Any,
-    parent_ids: Sequence[int],
+    parent_ids: Any,
     where: Sequence[ColumnElement[bool]],
     sort: Sequence[SortKey],
     signature: str,
     args: PageArgs,
     default_size: int,
     max_size: int,
-) -> dict[int, Page[Any]]:
-    """The same page of a relation for many parents at once (one windowed query).
+    columns: Sequence[Any] | None = None,
+    joins: Sequence[tuple[Any, Any]] = (),
+) -> ManyPageQuery:
+    """The same page of a relation for many parents at once (one windowed statement):
+    `entity` rows, or rows of `columns` with `joins` outer-joined (the planner's).
+    `parent_ids`: a list, or an expression giving them (resolvers/raw.IDS).
 
     `parent_column` is a column of `entity`, or of a link table that `where` joins to it
     (documents through document_links); an entity linked to several parents of the batch
     comes once per parent."""
     size, backwards = page_size(args, default_size, max_size)
     keys = [*sort, SortKey(entity.id, sort[-1].descending if sort else False)]
-    conditions = [parent_column.in_(sorted(set(parent_ids))), *where]
+    conditions = [parent_column.in_(parent_ids), *where]
     if args.after:
         conditions.append(_keyset(keys, decode_cursor(args.after, signature, keys), True))
     if args.before:
@@ -266,16 +306,46 @@ async def paginate_many(
         .where(*conditions)
         .subquery()
     )
-    stmt = (
-        select(entity, *[inner.c[f"k{i}"] for i in range(len(keys))], inner.c.parent)
+    nodes = list(columns) if columns is not None else [entity]
+    statement = (
+        outer_joined(select(*nodes, *[inner.c[f"k{i}"] for i in range(len(keys))],
+                            inner.c.parent), entity, joins)
         .join(inner, entity.id == inner.c.pk)
         .where(inner.c.rank <= size + 1)
         .order_by(inner.c.parent, inner.c.rank)
     )
-    grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
-    for row in (await session.execute(stmt)).all():
-        grouped[row[-1]].append(row[:-1])
+    return ManyPageQuery(statement, size, backwards, len(nodes), len(keys), signature, args)
 
+
+def many_counts(
+    parent_column: Any, parent_ids: Any, where: Sequence[ColumnElement[bool]]
+) -> Any:
+    """The number of matching rows per parent (the relation's totalCount)."""
+    return (
+        select(parent_column, func.count())
+        .where(parent_column.in_(parent_ids), *where)
+        .group_by(parent_column)
+    )
+
+
+async def paginate_many(
+    session: AsyncSession,
+    entity: Any,
+    parent_column: Any,
+    parent_ids: Sequence[int],
+    where: Sequence[ColumnElement[bool]],
+    sort: Sequence[SortKey],
+    signature: str,
+    args: PageArgs,
+    default_size: int,
+    max_size: int,
+) -> dict[int, Page[Any]]:
+    """many_page_query's pages, through the session (the counts on first demand)."""
+    query = many_page_query(
+        entity, parent_column, sorted(set(parent_ids)), where, sort, signature, args,
+        default_size, max_size,
+    )
+    rows = (await session.execute(query.statement)).all()
     counts: dict[int, int] | None = None
     # The parents' totalCount fields resolve concurrently: the first one runs the query,
     # the others wait for it instead of each sending the same COUNT.
@@ -286,24 +356,9 @@ async def paginate_many(
         async with counting:
             if counts is None:  # one grouped COUNT for every parent, on first demand
                 result = await session.execute(
-                    select(parent_column, func.count())
-                    .where(parent_column.in_(sorted(set(parent_ids))), *where)
-                    .group_by(parent_column)
+                    many_counts(parent_column, sorted(set(parent_ids)), where)
                 )
                 counts = {pid: int(n) for pid, n in result}
         return counts.get(parent_id, 0)
 
-    pages: dict[int, Page[Any]] = {}
-    for pid, rows in grouped.items():
-        more = len(rows) > size
-        rows = rows[:size]
-        if backwards:
-            rows.reverse()
-        pages[pid] = Page(
-            nodes=[row[0] for row in rows],
-            cursors=[encode_cursor(signature, row[1:]) for row in rows],
-            has_next_page=more if not backwards else bool(args.before),
-            has_previous_page=more if backwards else bool(args.after),
-            count=lambda pid=pid: count_for(pid),  # type: ignore[misc]
-        )
-    return pages
+    return query.pages(rows, parent_ids, count_for)

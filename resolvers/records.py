@@ -130,20 +130,27 @@ def visible_by_id(
     )
 
 
-async def get_visible(
-    session: AsyncSession, viewer: Viewer, global_ids: Sequence[str]
+def node_keys(global_ids: Sequence[str]) -> list[tuple[str, int] | None]:
+    """The (kind, id) each global id names (None: not a record's)."""
+    return [
+        d if (d := from_global_id(gid)) is not None and d[0] in KINDS else None
+        for gid in global_ids
+    ]
+
+
+async def get_by_keys(
+    session: AsyncSession, viewer: Viewer, keys: Sequence[tuple[str, int] | None]
 ) -> list[Any]:
-    """Records for global ids, in order; None for anything the viewer may not see."""
+    """Records by (kind, id), in order; None for anything the viewer may not see."""
     wanted: dict[str, list[int]] = {}
-    for gid in global_ids:
-        decoded = from_global_id(gid)
-        if decoded and decoded[0] in KINDS:
-            wanted.setdefault(decoded[0], []).append(decoded[1])
+    for key in keys:
+        if key is not None:
+            wanted.setdefault(key[0], []).append(key[1])
     found: dict[tuple[str, int], Any] = {}
     for type_name, pks in wanted.items():
         for record in (await session.scalars(visible_by_id(KINDS[type_name], viewer, pks))).all():
             found[(type_name, record.id)] = record
-    return [found.get(d) if (d := from_global_id(g)) else None for g in global_ids]
+    return [None if key is None else found.get(key) for key in keys]
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 import models
-from schema.common import RecordOrder, list_filter, related, relation, root_list
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
 from schema.customization import Customizable
 from schema.dealroom import DealRoomRecord
-from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
-from schema.relay import Connection, Node, node_id, order_pairs, page_args, rows_of
+from schema.opportunity import (
+    Opportunity,
+    OpportunityFilter,
+    OpportunityOrder,
+    deal_spec,
+)
+from schema.reads import ListSpec, connection, node_id, to_one
+from schema.relay import Connection, Node, order_pairs, rows_of
 from schema.timeline import TimelineRecord
 from schema.user import User
 
@@ -43,12 +49,12 @@ class Account(Node, Customizable, DealRoomRecord, TimelineRecord):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: Parent, info: Info) -> User:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
+    assigned_to: User = to_one("User", "assigned_to_id")
 
-    @strawberry.field(description="The account's deals that the viewer may see.")
+    @connection(
+        "Opportunity", Connection[Opportunity], models.Opportunity.account_id,
+        description="The account's deals that the viewer may see.",
+    )
     @staticmethod
     async def opportunities(
         root: Parent,
@@ -59,16 +65,13 @@ class Account(Node, Customizable, DealRoomRecord, TimelineRecord):
         before: str | None = None,
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
-    ) -> Connection[Opportunity]:
-        conditions, order, extra_sort, spec = await deal_list(
-            info.context.session, filter, order_by
-        )
-        return await relation(
-            info, "Opportunity", models.Opportunity.account_id, root.id,
-            page_args(first, after, last, before), order, conditions, spec, extra_sort,
-        )
+    ) -> ListSpec:
+        return await deal_spec(info, filter, order_by)
 
-    @strawberry.field
+    @connection(
+        "Contact", Connection[Annotated["Contact", strawberry.lazy("schema.contact")]],
+        models.Contact.account_id,
+    )
     @staticmethod
     async def contacts(
         root: Parent,
@@ -78,13 +81,13 @@ class Account(Node, Customizable, DealRoomRecord, TimelineRecord):
         last: int | None = None,
         before: str | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Annotated[Contact, strawberry.lazy("schema.contact")]]:
-        return await relation(
-            info, "Contact", models.Contact.account_id, root.id,
-            page_args(first, after, last, before), order_pairs(order_by),
-        )
+    ) -> ListSpec:
+        return ListSpec(order=order_pairs(order_by))
 
-    @strawberry.field
+    @connection(
+        "Quote", Connection[Annotated["Quote", strawberry.lazy("schema.quote")]],
+        models.Quote.account_id,
+    )
     @staticmethod
     async def quotes(
         root: Parent,
@@ -94,11 +97,8 @@ class Account(Node, Customizable, DealRoomRecord, TimelineRecord):
         last: int | None = None,
         before: str | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Annotated[Quote, strawberry.lazy("schema.quote")]]:
-        return await relation(
-            info, "Quote", models.Quote.account_id, root.id,
-            page_args(first, after, last, before), order_pairs(order_by),
-        )
+    ) -> ListSpec:
+        return ListSpec(order=order_pairs(order_by))
 
 
 @strawberry.input
@@ -110,7 +110,7 @@ class AccountFilter:
 
 @strawberry.type
 class AccountQuery:
-    @strawberry.field
+    @connection("Account", Connection[Account])
     async def accounts(
         self,
         info: Info,
@@ -120,10 +120,7 @@ class AccountQuery:
         before: str | None = None,
         filter: AccountFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Account]:
-        conditions = await list_filter(
-            info, "Account", filter, ("industry", filter.industry if filter else None)
-        )
-        return await root_list(
-            info, "Account", page_args(first, after, last, before), conditions, order_by
+    ) -> ListSpec:
+        return await record_spec(
+            info, "Account", filter, order_by, ("industry", filter.industry if filter else None)
         )

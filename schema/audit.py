@@ -12,7 +12,8 @@ import models
 from resolvers import audit as rules
 from schema.common import related
 from schema.context import Info
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import node_id
+from schema.relay import Connection, Node, page_args, rows_of
 from schema.scalars import JSON
 from schema.user import User
 

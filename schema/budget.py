@@ -11,9 +11,9 @@ import strawberry
 import models
 from resolvers import budget as rules
 from resolvers.ids import pk_of
-from schema.common import related
 from schema.context import Info
-from schema.relay import Node, node_id, rows_of
+from schema.reads import computed, node_id, to_one
+from schema.relay import Node, rows_of
 from schema.user import User
 
 
@@ -33,15 +33,9 @@ class Budget(Node):
     amount: Decimal
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    def period(root: strawberry.Parent[models.Budget]) -> PeriodUnit:
-        return PeriodUnit(root.period)
+    period: PeriodUnit = computed(lambda budget: PeriodUnit(budget.period), reads=("period",))
 
-    @strawberry.field
-    @staticmethod
-    async def user(root: strawberry.Parent[models.Budget], info: Info) -> User:
-        return await related(info, "User", root.user_id)  # type: ignore[no-any-return]
+    user: User = to_one("User", "user_id")
 
 
 @strawberry.type

@@ -9,17 +9,23 @@ import strawberry
 
 import models
 from resolvers import campaign as rules
-from schema.common import RecordOrder, list_filter, related, relation, root_list
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
-from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.opportunity import (
+    Opportunity,
+    OpportunityFilter,
+    OpportunityOrder,
+    deal_spec,
+)
+from schema.reads import Batched, ListSpec, computed, connection, node_id, to_one
+from schema.relay import Connection, Node, rows_of
 from schema.user import User
 
 Parent = strawberry.Parent[models.Campaign]
 
 
-async def _stats(root: models.Campaign, info: Info) -> rules.CampaignStats:
-    return await info.context.loaders.campaign_stats.load(root.id)
+# A campaign's figures over the deals the viewer may see.
+FIGURES = Batched(rules.campaign_stats, rules.CampaignStats)
 
 
 @strawberry.type(description="A marketing campaign; its figures count only deals you may see.")
@@ -38,34 +44,23 @@ class Campaign(Node):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: Parent, info: Info) -> User:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
+    assigned_to: User = to_one("User", "assigned_to_id")
 
-    @strawberry.field
-    @staticmethod
-    async def opportunity_count(root: Parent, info: Info) -> int:
-        return (await _stats(root, info)).opportunity_count
-
-    @strawberry.field(description="Open deals' amounts, in the base currency.")
-    @staticmethod
-    async def pipeline_amount(root: Parent, info: Info) -> Decimal:
-        return (await _stats(root, info)).pipeline_amount
-
-    @strawberry.field(description="Won deals' amounts, in the base currency.")
-    @staticmethod
-    async def won_amount(root: Parent, info: Info) -> Decimal:
-        return (await _stats(root, info)).won_amount
-
-    @strawberry.field(
-        description="(won amount − actual cost) / actual cost × 100; null without a cost."
+    opportunity_count: int = computed(lambda campaign, s: s.opportunity_count, using=FIGURES)
+    pipeline_amount: Decimal = computed(
+        lambda campaign, s: s.pipeline_amount, using=FIGURES,
+        description="Open deals' amounts, in the base currency.",
     )
-    @staticmethod
-    async def roi(root: Parent, info: Info) -> Decimal | None:
-        return rules.roi(root, await _stats(root, info))
+    won_amount: Decimal = computed(
+        lambda campaign, s: s.won_amount, using=FIGURES,
+        description="Won deals' amounts, in the base currency.",
+    )
+    roi: Decimal | None = computed(
+        rules.roi, reads=("actual_cost",), using=FIGURES,
+        description="(won amount − actual cost) / actual cost × 100; null without a cost.",
+    )
 
-    @strawberry.field
+    @connection("Opportunity", Connection[Opportunity], models.Opportunity.campaign_id)
     @staticmethod
     async def opportunities(
         root: Parent,
@@ -76,14 +71,8 @@ class Campaign(Node):
         before: str | None = None,
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
-    ) -> Connection[Opportunity]:
-        conditions, order, extra_sort, spec = await deal_list(
-            info.context.session, filter, order_by
-        )
-        return await relation(
-            info, "Opportunity", models.Opportunity.campaign_id, root.id,
-            page_args(first, after, last, before), order, conditions, spec, extra_sort,
-        )
+    ) -> ListSpec:
+        return await deal_spec(info, filter, order_by)
 
 
 @strawberry.input
@@ -96,7 +85,7 @@ class CampaignFilter:
 
 @strawberry.type
 class CampaignQuery:
-    @strawberry.field
+    @connection("Campaign", Connection[Campaign])
     async def campaigns(
         self,
         info: Info,
@@ -106,12 +95,9 @@ class CampaignQuery:
         before: str | None = None,
         filter: CampaignFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Campaign]:
-        conditions = await list_filter(
-            info, "Campaign", filter,
+    ) -> ListSpec:
+        return await record_spec(
+            info, "Campaign", filter, order_by,
             ("status", filter.status if filter else None),
             ("type", filter.type if filter else None),
-        )
-        return await root_list(
-            info, "Campaign", page_args(first, after, last, before), conditions, order_by
         )

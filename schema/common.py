@@ -11,6 +11,7 @@ import strawberry
 from resolvers import editing, records
 from resolvers.pagination import PageArgs
 from schema.context import Info
+from schema.reads import ListSpec
 from schema.relay import Connection, OrderDirection, order_pairs
 
 
@@ -67,6 +68,13 @@ async def root_list(
         ctx.default_page_size, ctx.max_page_size, extra_sort,
     ).read(ctx.session)
     return Connection(page=page)
+
+
+async def record_spec(
+    info: Info, type_name: str, f: Any, order_by: list[Any] | None, *equals: tuple[str, Any]
+) -> ListSpec:
+    """A record connection's arguments: the shared filter (list_filter) and the ordering."""
+    return ListSpec(await list_filter(info, type_name, f, *equals), order_pairs(order_by))
 
 
 async def list_filter(

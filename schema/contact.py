@@ -9,12 +9,14 @@ import strawberry
 
 import models
 from resolvers.ids import pk_of
-from schema.common import RecordOrder, list_filter, related, relation, root_list
+from resolvers.loaders import DEAL_CONTACTS
+from schema.common import RecordOrder, record_spec, relation
 from schema.context import Info
 from schema.customization import Customizable
 from schema.dealroom import DealRoomRecord
 from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import ListSpec, connection, node_id, to_one
+from schema.relay import Connection, Node, page_args, rows_of
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ class ContactOpportunityEdge:
 
     async def _link(self, info: Info) -> models.OpportunityContact | None:
         deal: models.Opportunity = self.node  # type: ignore[assignment]
-        links = await info.context.loaders.deal_contacts.load(deal.id)
+        links = await info.context.loaders.children(DEAL_CONTACTS).load(deal.id)
         return next((link for link in links if link.contact_id == self.contact_id), None)
 
     @strawberry.field(description="The contact's role in the deal (a contactRole key).")
@@ -73,17 +75,11 @@ class Contact(Node, Customizable, DealRoomRecord):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def account(
-        root: Parent, info: Info
-    ) -> Annotated[Account, strawberry.lazy("schema.account")] | None:
-        return await related(info, "Account", root.account_id)  # type: ignore[no-any-return]
+    account: Annotated[Account, strawberry.lazy("schema.account")] | None = to_one(
+        "Account", "account_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: Parent, info: Info) -> User:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
+    assigned_to: User = to_one("User", "assigned_to_id")
 
     @strawberry.field(description="The live deals the contact has a role in that the viewer "
                       "may see.")
@@ -119,7 +115,7 @@ class ContactFilter:
 
 @strawberry.type
 class ContactQuery:
-    @strawberry.field
+    @connection("Contact", Connection[Contact])
     async def contacts(
         self,
         info: Info,
@@ -129,9 +125,6 @@ class ContactQuery:
         before: str | None = None,
         filter: ContactFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Contact]:
+    ) -> ListSpec:
         account = pk_of(filter.account, "Account") or -1 if filter and filter.account else None
-        conditions = await list_filter(info, "Contact", filter, ("account_id", account))
-        return await root_list(
-            info, "Contact", page_args(first, after, last, before), conditions, order_by
-        )
+        return await record_spec(info, "Contact", filter, order_by, ("account_id", account))

@@ -12,8 +12,8 @@ from strawberry.scalars import JSON
 import models
 from resolvers import customization as rules
 from resolvers import layout as layouts
-from schema.common import related
 from schema.context import Info
+from schema.reads import to_one
 from schema.user import User
 
 
@@ -141,12 +141,7 @@ class CustomFieldDefinition:
             for e, k in sorted((root.maps_to or {}).items())
         ]
 
-    @strawberry.field
-    @staticmethod
-    async def updated_by(
-        root: strawberry.Parent[models.CustomFieldDefinition], info: Info
-    ) -> User:
-        return await related(info, "User", root.updated_by_id)  # type: ignore[no-any-return]
+    updated_by: User = to_one("User", "updated_by_id")
 
 
 @strawberry.type(description="A field of a form, standard or custom.")

@@ -14,10 +14,10 @@ import strawberry
 import models
 from resolvers import activities, documents, links
 from resolvers.ids import to_global_id
-from resolvers.pagination import PageArgs
-from schema.common import RecordOrder, list_filter, related, root_list
+from schema.common import RecordOrder, list_filter, record_spec, related
 from schema.context import Info
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import ListSpec, computed, connection, node_id, to_one
+from schema.relay import Connection, Node, order_pairs, rows_of
 from schema.user import User
 
 
@@ -57,18 +57,13 @@ class Document(Node):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def created_by(root: strawberry.Parent[models.Document], info: Info) -> User:
-        return await related(info, "User", root.created_by_id)  # type: ignore[no-any-return]
+    created_by: User = to_one("User", "created_by_id")
 
-    @strawberry.field(
+    download_url: str = computed(
+        lambda document: f"/documents/{to_global_id('Document', document.id)}", reads=("id",),
         description="GET it with the same bearer token: the bytes, with the content type and "
-        "the file name."
+        "the file name.",
     )
-    @staticmethod
-    def download_url(root: strawberry.Parent[models.Document]) -> str:
-        return f"/documents/{to_global_id('Document', root.id)}"
 
     @strawberry.field(description="The records it is on that the viewer may see.")
     @staticmethod
@@ -88,25 +83,14 @@ class Activity(Node):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    def type(root: strawberry.Parent[models.Activity]) -> ActivityType:
-        return ActivityType(root.type)
+    type: ActivityType = computed(lambda activity: ActivityType(activity.type), reads=("type",))
+    status: ActivityStatus = computed(
+        lambda activity: ActivityStatus(activity.status), reads=("status",)
+    )
 
-    @strawberry.field
-    @staticmethod
-    def status(root: strawberry.Parent[models.Activity]) -> ActivityStatus:
-        return ActivityStatus(root.status)
+    assigned_to: User = to_one("User", "assigned_to_id")
 
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: strawberry.Parent[models.Activity], info: Info) -> User:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
-
-    @strawberry.field
-    @staticmethod
-    async def created_by(root: strawberry.Parent[models.Activity], info: Info) -> User:
-        return await related(info, "User", root.created_by_id)  # type: ignore[no-any-return]
+    created_by: User = to_one("User", "created_by_id")
 
     @strawberry.field(description="The records it is about that the viewer may see.")
     @staticmethod
@@ -122,15 +106,12 @@ class Comment(Node):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def author(root: strawberry.Parent[models.Comment], info: Info) -> User:
-        return await related(info, "User", root.author_id)  # type: ignore[no-any-return]
+    author: User = to_one("User", "author_id")
 
-    @strawberry.field(description="The comment it answers; null when that one was deleted.")
-    @staticmethod
-    async def reply_to(root: strawberry.Parent[models.Comment], info: Info) -> Comment | None:
-        return await related(info, "Comment", root.reply_to_id)  # type: ignore[no-any-return]
+    reply_to: Comment | None = to_one(
+        "Comment", "reply_to_id",
+        description="The comment it answers; null when that one was deleted.",
+    )
 
     @strawberry.field(description="The record it is on.")
     @staticmethod
@@ -139,22 +120,13 @@ class Comment(Node):
         return await related(info, type_name, root.record_id)  # type: ignore[no-any-return]
 
 
-async def _below(
-    info: Info, type_name: str, parent_column: Any, root: Any, conditions: list[Any],
-    args: PageArgs, spec: tuple[Any, ...],
-) -> Connection[Any]:
-    page = await info.context.loaders.relation_page(
-        type_name, parent_column, root.id, conditions, None, args, spec,
-        through_visible_parent=True,
-    )
-    return Connection(page=page)
-
-
 @strawberry.interface(
     description="A record with a deal room: documents, activities and comments, oldest first."
 )
 class DealRoomRecord:
-    @strawberry.field
+    @connection(
+        "Document", Connection[Document], models.DocumentLink.record_id, through_parent=True
+    )
     @staticmethod
     async def documents(
         root: strawberry.Parent[Any],
@@ -163,14 +135,13 @@ class DealRoomRecord:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[Document]:
+    ) -> ListSpec:
         entity = links.entity_of(root)
-        return await _below(
-            info, "Document", models.DocumentLink.record_id, root, documents.on_record(entity),
-            page_args(first, after, last, before), ("documents", entity),
-        )
+        return ListSpec(documents.on_record(entity), spec=("documents", entity))
 
-    @strawberry.field
+    @connection(
+        "Activity", Connection[Activity], models.ActivityLink.record_id, through_parent=True
+    )
     @staticmethod
     async def activities(
         root: strawberry.Parent[Any],
@@ -180,16 +151,13 @@ class DealRoomRecord:
         last: int | None = None,
         before: str | None = None,
         status: ActivityStatus | None = None,
-    ) -> Connection[Activity]:
+    ) -> ListSpec:
         entity = links.entity_of(root)
         wanted = status.value if status is not None else None
-        return await _below(
-            info, "Activity", models.ActivityLink.record_id, root,
-            activities.on_record(entity, wanted), page_args(first, after, last, before),
-            ("activities", entity, wanted),
-        )
+        return ListSpec(activities.on_record(entity, wanted),
+                        spec=("activities", entity, wanted))
 
-    @strawberry.field
+    @connection("Comment", Connection[Comment], models.Comment.record_id, through_parent=True)
     @staticmethod
     async def comments(
         root: strawberry.Parent[Any],
@@ -198,13 +166,9 @@ class DealRoomRecord:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[Comment]:
+    ) -> ListSpec:
         entity = links.entity_of(root)
-        return await _below(
-            info, "Comment", models.Comment.record_id, root,
-            activities.comments_on_record(entity), page_args(first, after, last, before),
-            ("comments", entity),
-        )
+        return ListSpec(activities.comments_on_record(entity), spec=("comments", entity))
 
 
 @strawberry.input
@@ -238,7 +202,10 @@ async def _activity_conditions(info: Info, f: ActivityFilter | None) -> list[Any
 
 @strawberry.type
 class DealRoomQuery:
-    @strawberry.field(description="Documents the viewer may see (on a record they may see).")
+    @connection(
+        "Document", Connection[Document],
+        description="Documents the viewer may see (on a record they may see).",
+    )
     async def documents(
         self,
         info: Info,
@@ -248,15 +215,13 @@ class DealRoomQuery:
         before: str | None = None,
         filter: DocumentFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Document]:
-        return await root_list(
-            info, "Document", page_args(first, after, last, before),
-            await list_filter(info, "Document", filter), order_by,
-        )
+    ) -> ListSpec:
+        return await record_spec(info, "Document", filter, order_by)
 
-    @strawberry.field(
+    @connection(
+        "Activity", Connection[Activity],
         description="Activities the viewer may see: assigned to someone whose records they "
-        "may read (themselves, their team), or about a record they may see."
+        "may read (themselves, their team), or about a record they may see.",
     )
     async def activities(
         self,
@@ -267,8 +232,5 @@ class DealRoomQuery:
         before: str | None = None,
         filter: ActivityFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Activity]:
-        return await root_list(
-            info, "Activity", page_args(first, after, last, before),
-            await _activity_conditions(info, filter), order_by,
-        )
+    ) -> ListSpec:
+        return ListSpec(await _activity_conditions(info, filter), order_pairs(order_by))

@@ -12,10 +12,10 @@ from resolvers.errors import RequestError
 from resolvers.ids import pk_of
 from schema.budget import PeriodUnit
 from schema.campaign import Campaign
-from schema.common import related
 from schema.context import Info
 from schema.opportunity import OpportunityFilter
 from schema.picklist import ForecastCategory, SalesStage
+from schema.reads import to_one
 from schema.user import User
 
 
@@ -54,10 +54,7 @@ class ForecastBucket(ForecastFigures):
     type: str | None
     lead_source: str | None
 
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: strawberry.Parent[rules.Bucket], info: Info) -> User | None:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
+    assigned_to: User | None = to_one("User", "assigned_to_id")
 
     @strawberry.field
     @staticmethod
@@ -66,10 +63,7 @@ class ForecastBucket(ForecastFigures):
             return None
         return await info.context.loaders.stage.load(root.stage)  # type: ignore[return-value]
 
-    @strawberry.field
-    @staticmethod
-    async def campaign(root: strawberry.Parent[rules.Bucket], info: Info) -> Campaign | None:
-        return await related(info, "Campaign", root.campaign_id)  # type: ignore[no-any-return]
+    campaign: Campaign | None = to_one("Campaign", "campaign_id")
 
     @strawberry.field
     @staticmethod

@@ -10,9 +10,8 @@ from strawberry.scalars import JSON
 
 import models
 from resolvers import history
-from schema.common import related
-from schema.context import Info
-from schema.picklist import SalesStage
+from schema.picklist import SalesStage, stage_by
+from schema.reads import computed, to_one
 from schema.relay import rows_of
 from schema.user import User
 
@@ -29,20 +28,18 @@ class FieldChange:
     )
     changed_at: dt.datetime
 
-    @strawberry.field(description="The value before (a reference as its global id).")
-    @staticmethod
-    def old_value(root: strawberry.Parent[models.FieldChange]) -> JSON | None:
-        return history.shown(root.field, root.old_value)  # type: ignore[no-any-return]
+    old_value: JSON | None = computed(
+        lambda change: history.shown(change.field, change.old_value),
+        reads=("field", "old_value"),
+        description="The value before (a reference as its global id).",
+    )
+    new_value: JSON | None = computed(
+        lambda change: history.shown(change.field, change.new_value),
+        reads=("field", "new_value"),
+        description="The value after (a reference as its global id).",
+    )
 
-    @strawberry.field(description="The value after (a reference as its global id).")
-    @staticmethod
-    def new_value(root: strawberry.Parent[models.FieldChange]) -> JSON | None:
-        return history.shown(root.field, root.new_value)  # type: ignore[no-any-return]
-
-    @strawberry.field
-    @staticmethod
-    async def changed_by(root: strawberry.Parent[models.FieldChange], info: Info) -> User:
-        return await related(info, "User", root.changed_by_id)  # type: ignore[no-any-return]
+    changed_by: User = to_one("User", "changed_by_id")
 
 
 @strawberry.type(description="One move between sales stages.")
@@ -57,21 +54,11 @@ class StageChange:
     changed_at: dt.datetime
     note: str | None
 
-    @strawberry.field
-    @staticmethod
-    async def from_stage(
-        root: strawberry.Parent[models.StageChange], info: Info
-    ) -> SalesStage | None:
-        if root.from_stage is None:
-            return None
-        return await info.context.loaders.stage.load(root.from_stage)  # type: ignore[return-value]
+    from_stage: SalesStage | None = computed(
+        lambda change, stage: stage, using=stage_by("from_stage"), itself=True
+    )
+    to_stage: SalesStage = computed(
+        lambda change, stage: stage, using=stage_by("to_stage"), itself=True
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def to_stage(root: strawberry.Parent[models.StageChange], info: Info) -> SalesStage:
-        return await info.context.loaders.stage.load(root.to_stage)  # type: ignore[return-value]
-
-    @strawberry.field
-    @staticmethod
-    async def changed_by(root: strawberry.Parent[models.StageChange], info: Info) -> User:
-        return await related(info, "User", root.changed_by_id)  # type: ignore[no-any-return]
+    changed_by: User = to_one("User", "changed_by_id")

@@ -13,7 +13,8 @@ from resolvers import importing
 from resolvers.ids import pk_of
 from schema.common import related
 from schema.context import Info
-from schema.relay import Node, node_id, rows_of
+from schema.reads import node_id
+from schema.relay import Node, rows_of
 from schema.scalars import JSON
 from schema.user import User
 

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 import models
-from schema.common import RecordOrder, list_filter, related, root_list
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
 from schema.customization import Customizable
 from schema.dealroom import DealRoomRecord
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import ListSpec, connection, node_id, to_one
+from schema.relay import Connection, Node, rows_of
 from schema.timeline import TimelineRecord
 from schema.user import User
 
@@ -45,40 +46,23 @@ class Lead(Node, Customizable, DealRoomRecord, TimelineRecord):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def campaign(
-        root: Parent, info: Info
-    ) -> Annotated[Campaign, strawberry.lazy("schema.campaign")] | None:
-        return await related(info, "Campaign", root.campaign_id)  # type: ignore[no-any-return]
+    campaign: Annotated[Campaign, strawberry.lazy("schema.campaign")] | None = to_one(
+        "Campaign", "campaign_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: Parent, info: Info) -> User:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
+    assigned_to: User = to_one("User", "assigned_to_id")
 
-    @strawberry.field
-    @staticmethod
-    async def converted_account(
-        root: Parent, info: Info
-    ) -> Annotated[Account, strawberry.lazy("schema.account")] | None:
-        return await related(info, "Account", root.converted_account_id)  # type: ignore[no-any-return]
+    converted_account: Annotated[Account, strawberry.lazy("schema.account")] | None = to_one(
+        "Account", "converted_account_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def converted_contact(
-        root: Parent, info: Info
-    ) -> Annotated[Contact, strawberry.lazy("schema.contact")] | None:
-        return await related(info, "Contact", root.converted_contact_id)  # type: ignore[no-any-return]
+    converted_contact: Annotated[Contact, strawberry.lazy("schema.contact")] | None = to_one(
+        "Contact", "converted_contact_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def converted_opportunity(
-        root: Parent, info: Info
-    ) -> Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None:
-        return await related(  # type: ignore[no-any-return]
-            info, "Opportunity", root.converted_opportunity_id
-        )
+    converted_opportunity: (
+        Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None
+    ) = to_one("Opportunity", "converted_opportunity_id")
 
 
 @strawberry.input
@@ -91,7 +75,7 @@ class LeadFilter:
 
 @strawberry.type
 class LeadQuery:
-    @strawberry.field
+    @connection("Lead", Connection[Lead])
     async def leads(
         self,
         info: Info,
@@ -101,12 +85,9 @@ class LeadQuery:
         before: str | None = None,
         filter: LeadFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Lead]:
-        conditions = await list_filter(
-            info, "Lead", filter,
+    ) -> ListSpec:
+        return await record_spec(
+            info, "Lead", filter, order_by,
             ("status", filter.status if filter else None),
             ("is_converted", filter.is_converted if filter else None),
-        )
-        return await root_list(
-            info, "Lead", page_args(first, after, last, before), conditions, order_by
         )

@@ -12,18 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from resolvers import opportunity as rules
+from resolvers.loaders import DEAL_CONTACTS, FIELD_HISTORY, QUOTES, STAGE_HISTORY
 from resolvers.money import weighted
-from schema.common import related, root_list
+from schema.common import related
 from schema.context import Info
 from schema.customization import CustomFieldFilter, Customizable
 from schema.dealroom import DealRoomRecord
 from schema.history import FieldChange, StageChange
-from schema.picklist import ForecastCategory, SalesStage
+from schema.picklist import ForecastCategory, SalesStage, stage_by
+from schema.reads import ListSpec, children, computed, connection, node_id, to_one
 from schema.relay import (
     Connection,
     Node,
     OrderDirection,
-    node_id,
     order_pairs,
     page_args,
     rows_of,
@@ -46,10 +47,7 @@ class AmountSource(Enum):
     QUOTE = "QUOTE"
 
 
-async def _stage(root: models.Opportunity, info: Info) -> models.SalesStage:
-    stage = await info.context.loaders.stage.load(root.sales_stage)
-    assert stage is not None, f"unknown stage {root.sales_stage}"
-    return stage
+STAGE = stage_by("sales_stage")
 
 
 @strawberry.type(description="A deal: a live negotiation with a customer.")
@@ -76,123 +74,71 @@ class Opportunity(Node, Customizable, DealRoomRecord, TimelineRecord):
     )
     version: int
 
-    @strawberry.field
-    @staticmethod
-    def amount_source(root: Parent) -> AmountSource:
-        return AmountSource(root.amount_source)
-
-    @strawberry.field(description="amount × probability / 100, rounded to cents.")
-    @staticmethod
-    def weighted_amount(root: Parent) -> Decimal:
-        return weighted(root.amount, root.probability)
-
-    @strawberry.field
-    @staticmethod
-    async def sales_stage(root: Parent, info: Info) -> SalesStage:
-        return await _stage(root, info)  # type: ignore[return-value]
-
-    @strawberry.field
-    @staticmethod
-    async def forecast_category(root: Parent, info: Info) -> ForecastCategory:
-        return ForecastCategory((await _stage(root, info)).forecast_category)
-
-    @strawberry.field
-    @staticmethod
-    async def is_closed(root: Parent, info: Info) -> bool:
-        return (await _stage(root, info)).is_closed
-
-    @strawberry.field
-    @staticmethod
-    async def is_won(root: Parent, info: Info) -> bool:
-        return (await _stage(root, info)).is_won
-
-    @strawberry.field(description="Days since the deal was created.")
-    @staticmethod
-    def age_days(root: Parent) -> int:
-        return rules.age_days(root)
-
-    @strawberry.field(description="Days since the deal entered its current stage.")
-    @staticmethod
-    def days_in_stage(root: Parent) -> int:
-        return rules.days_in_stage(root)
-
-    @strawberry.field(description="Days until the expected close date; null once closed.")
-    @staticmethod
-    async def days_to_close(root: Parent, info: Info) -> int | None:
-        return rules.days_to_close(root, await _stage(root, info))
-
-    @strawberry.field(description="Open and past its expected close date.")
-    @staticmethod
-    async def is_overdue(root: Parent, info: Info) -> bool:
-        return rules.is_overdue(root, await _stage(root, info))
-
-    @strawberry.field
-    @staticmethod
-    async def assigned_to(root: Parent, info: Info) -> User:
-        return await related(info, "User", root.assigned_to_id)  # type: ignore[no-any-return]
-
-    @strawberry.field
-    @staticmethod
-    async def created_by(root: Parent, info: Info) -> User:
-        return await related(info, "User", root.created_by_id)  # type: ignore[no-any-return]
-
-    @strawberry.field
-    @staticmethod
-    async def account(
-        root: Parent, info: Info
-    ) -> Annotated[Account, strawberry.lazy("schema.account")] | None:
-        return await related(info, "Account", root.account_id)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="The campaign the deal came from (campaign source).")
-    @staticmethod
-    async def campaign(
-        root: Parent, info: Info
-    ) -> Annotated[Campaign, strawberry.lazy("schema.campaign")] | None:
-        return await related(info, "Campaign", root.campaign_id)  # type: ignore[no-any-return]
+    amount_source: AmountSource = computed(
+        lambda deal: AmountSource(deal.amount_source), reads=("amount_source",)
+    )
+    weighted_amount: Decimal = computed(
+        lambda deal: weighted(deal.amount, deal.probability), reads=("amount", "probability"),
+        description="amount × probability / 100, rounded to cents.",
+    )
+    sales_stage: SalesStage = computed(lambda deal, stage: stage, using=STAGE, itself=True)
+    forecast_category: ForecastCategory = computed(
+        lambda deal, stage: ForecastCategory(stage.forecast_category), using=STAGE
+    )
+    is_closed: bool = computed(lambda deal, stage: stage.is_closed, using=STAGE)
+    is_won: bool = computed(lambda deal, stage: stage.is_won, using=STAGE)
+    age_days: int = computed(
+        rules.age_days, reads=("created_at",), description="Days since the deal was created."
+    )
+    days_in_stage: int = computed(
+        rules.days_in_stage, reads=("stage_changed_at",),
+        description="Days since the deal entered its current stage.",
+    )
+    days_to_close: int | None = computed(
+        rules.days_to_close, reads=("expected_close_date",), using=STAGE,
+        description="Days until the expected close date; null once closed.",
+    )
+    is_overdue: bool = computed(
+        rules.is_overdue, reads=("expected_close_date",), using=STAGE,
+        description="Open and past its expected close date.",
+    )
+    assigned_to: User = to_one("User", "assigned_to_id")
+    created_by: User = to_one("User", "created_by_id")
+    account: Annotated[Account, strawberry.lazy("schema.account")] | None = to_one(
+        "Account", "account_id"
+    )
+    campaign: Annotated[Campaign, strawberry.lazy("schema.campaign")] | None = to_one(
+        "Campaign", "campaign_id", description="The campaign the deal came from (campaign source)."
+    )
 
     @strawberry.field(description="The primary contact.")
     @staticmethod
     async def contact(
         root: Parent, info: Info
     ) -> Annotated[Contact, strawberry.lazy("schema.contact")] | None:
-        links = await info.context.loaders.deal_contacts.load(root.id)
+        links = await info.context.loaders.children(DEAL_CONTACTS).load(root.id)
         primary = next((link for link in links if link.is_primary), None)
         return None if primary is None else await related(info, "Contact", primary.contact_id)
 
-    @strawberry.field
-    @staticmethod
-    async def contacts(root: Parent, info: Info) -> list[OpportunityContact]:
-        return await info.context.loaders.deal_contacts.load(root.id)  # type: ignore[return-value]
-
-    @strawberry.field
-    @staticmethod
-    async def quotes(
-        root: Parent, info: Info
-    ) -> list[Annotated[Quote, strawberry.lazy("schema.quote")]]:
-        return await info.context.loaders.quotes.load(root.id)  # type: ignore[return-value]
-
-    @strawberry.field(description="Changes of tracked fields, newest first.")
-    @staticmethod
-    async def field_history(root: Parent, info: Info) -> list[FieldChange]:
-        return await info.context.loaders.field_history.load(root.id)  # type: ignore[return-value]
-
-    @strawberry.field(description="Stage changes, newest first.")
-    @staticmethod
-    async def stage_history(root: Parent, info: Info) -> list[StageChange]:
-        return await info.context.loaders.stage_history.load(root.id)  # type: ignore[return-value]
+    contacts: list[OpportunityContact] = children(DEAL_CONTACTS)
+    quotes: list[Annotated[Quote, strawberry.lazy("schema.quote")]] = children(QUOTES)
+    field_history: list[FieldChange] = children(
+        FIELD_HISTORY, description="Changes of tracked fields, newest first."
+    )
+    stage_history: list[StageChange] = children(
+        STAGE_HISTORY, description="Stage changes, newest first."
+    )
 
 
 @strawberry.type(description="A contact's role in a deal.")
 class OpportunityContact:
+    is_type_of = rows_of(models.OpportunityContact)
     role: str | None
     is_primary: bool
 
-    @strawberry.field
-    @staticmethod
-    async def contact(
-        root: strawberry.Parent[models.OpportunityContact], info: Info
-    ) -> Annotated[Contact, strawberry.lazy("schema.contact")]:
-        return await related(info, "Contact", root.contact_id)  # type: ignore[no-any-return]
+    contact: Annotated[Contact, strawberry.lazy("schema.contact")] = to_one(
+        "Contact", "contact_id"
+    )
 
 
 @strawberry.input(description="Every given field must hold (AND).")
@@ -292,9 +238,19 @@ async def deal_list(
                                  order_pairs(order_by))
 
 
+async def deal_spec(
+    info: Info, filter: OpportunityFilter | None, order_by: list[OpportunityOrder] | None
+) -> ListSpec:
+    """A deal connection's arguments (the statement is reusable unless it follows custom
+    fields' definitions, which may change, or today's date)."""
+    conditions, order, extra_sort, spec = await deal_list(info.context.session, filter, order_by)
+    follows = spec is not None and bool(spec.custom_fields or spec.follows_today)
+    return ListSpec(conditions, order, extra_sort, spec, not extra_sort and not follows)
+
+
 @strawberry.type
 class OpportunityQuery:
-    @strawberry.field(description="Deals the viewer may see.")
+    @connection("Opportunity", Connection[Opportunity], description="Deals the viewer may see.")
     async def opportunities(
         self,
         info: Info,
@@ -304,12 +260,8 @@ class OpportunityQuery:
         before: str | None = None,
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
-    ) -> Connection[Opportunity]:
-        conditions, _, extra_sort, _ = await deal_list(info.context.session, filter, order_by)
-        return await root_list(
-            info, "Opportunity", page_args(first, after, last, before), conditions, order_by,
-            extra_sort,
-        )
+    ) -> ListSpec:
+        return await deal_spec(info, filter, order_by)
 
     @strawberry.field(
         description="The recycle bin: deleted deals the viewer could see before deletion, "

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 import strawberry
 
 import models
 from resolvers import picklist as rules
 from schema.context import Info
+from schema.reads import ByKey, computed
 from schema.relay import rows_of
 
 
@@ -36,10 +39,20 @@ class SalesStage:
     is_won: bool
     is_active: bool
 
-    @strawberry.field
-    @staticmethod
-    def forecast_category(root: strawberry.Parent[models.SalesStage]) -> ForecastCategory:
-        return ForecastCategory(root.forecast_category)
+    forecast_category: ForecastCategory = computed(
+        lambda stage: ForecastCategory(stage.forecast_category), reads=("forecast_category",)
+    )
+
+
+@functools.cache
+def stage_by(column: str) -> ByKey:
+    """The stage whose key a row's `column` holds (every stage is read: reference data)."""
+
+    async def load(row: Any, info: Info) -> models.SalesStage | None:
+        key = getattr(row, column)
+        return None if key is None else await info.context.loaders.stage.load(key)
+
+    return ByKey(models.SalesStage, "key", column, load)
 
 
 @strawberry.type(description="One value of an admin-editable list; clients send the key.")

@@ -8,9 +8,10 @@ from decimal import Decimal
 import strawberry
 
 import models
-from schema.common import RecordOrder, list_filter, root_list
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import ListSpec, connection, node_id
+from schema.relay import Connection, Node, rows_of
 
 
 @strawberry.type
@@ -35,7 +36,7 @@ class ProductFilter:
 
 @strawberry.type
 class ProductQuery:
-    @strawberry.field
+    @connection("Product", Connection[Product])
     async def products(
         self,
         info: Info,
@@ -45,10 +46,7 @@ class ProductQuery:
         before: str | None = None,
         filter: ProductFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Product]:
-        conditions = await list_filter(
-            info, "Product", filter, ("is_active", filter.is_active if filter else None)
-        )
-        return await root_list(
-            info, "Product", page_args(first, after, last, before), conditions, order_by
+    ) -> ListSpec:
+        return await record_spec(
+            info, "Product", filter, order_by, ("is_active", filter.is_active if filter else None)
         )

@@ -11,10 +11,12 @@ import strawberry
 import models
 from resolvers import quote as rules
 from resolvers.ids import pk_of
-from schema.common import RecordOrder, list_filter, related, root_list
+from resolvers.loaders import LINES
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
 from schema.product import Product
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import ListSpec, Reduced, children, computed, connection, node_id, to_one
+from schema.relay import Connection, Node, rows_of
 
 if TYPE_CHECKING:
     from schema.account import Account
@@ -24,8 +26,10 @@ if TYPE_CHECKING:
 Parent = strawberry.Parent[models.Quote]
 
 
-async def _totals(root: models.Quote, info: Info) -> rules.QuoteTotals:
-    return rules.totals(await info.context.loaders.lines.load(root.id))
+# A quote's totals, from its lines.
+TOTALS = Reduced(
+    LINES, ("quantity", "list_price", "discount_percent", "tax_percent"), rules.totals
+)
 
 
 @strawberry.type
@@ -40,75 +44,52 @@ class Quote(Node):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field
-    @staticmethod
-    async def opportunity(
-        root: Parent, info: Info
-    ) -> Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None:
-        return await related(info, "Opportunity", root.opportunity_id)  # type: ignore[no-any-return]
+    opportunity: Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None = to_one(
+        "Opportunity", "opportunity_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def account(
-        root: Parent, info: Info
-    ) -> Annotated[Account, strawberry.lazy("schema.account")] | None:
-        return await related(info, "Account", root.account_id)  # type: ignore[no-any-return]
+    account: Annotated[Account, strawberry.lazy("schema.account")] | None = to_one(
+        "Account", "account_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def contact(
-        root: Parent, info: Info
-    ) -> Annotated[Contact, strawberry.lazy("schema.contact")] | None:
-        return await related(info, "Contact", root.contact_id)  # type: ignore[no-any-return]
+    contact: Annotated[Contact, strawberry.lazy("schema.contact")] | None = to_one(
+        "Contact", "contact_id"
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def lines(root: Parent, info: Info) -> list[QuoteLine]:
-        return await info.context.loaders.lines.load(root.id)  # type: ignore[return-value]
-
-    @strawberry.field(description="Σ round(quantity × listPrice, 2).")
-    @staticmethod
-    async def subtotal(root: Parent, info: Info) -> Decimal:
-        return (await _totals(root, info)).subtotal
-
-    @strawberry.field(description="subtotal − netTotal.")
-    @staticmethod
-    async def discount_total(root: Parent, info: Info) -> Decimal:
-        return (await _totals(root, info)).discount_total
-
-    @strawberry.field(description="Σ line netTotal.")
-    @staticmethod
-    async def net_total(root: Parent, info: Info) -> Decimal:
-        return (await _totals(root, info)).net_total
-
-    @strawberry.field(description="Σ round(line netTotal × taxPercent / 100, 2).")
-    @staticmethod
-    async def tax_total(root: Parent, info: Info) -> Decimal:
-        return (await _totals(root, info)).tax_total
-
-    @strawberry.field(description="netTotal + taxTotal.")
-    @staticmethod
-    async def grand_total(root: Parent, info: Info) -> Decimal:
-        return (await _totals(root, info)).grand_total
+    lines: list[QuoteLine] = children(LINES)
+    subtotal: Decimal = computed(
+        lambda quote, t: t.subtotal, using=TOTALS, description="Σ round(quantity × listPrice, 2)."
+    )
+    discount_total: Decimal = computed(
+        lambda quote, t: t.discount_total, using=TOTALS, description="subtotal − netTotal."
+    )
+    net_total: Decimal = computed(
+        lambda quote, t: t.net_total, using=TOTALS, description="Σ line netTotal."
+    )
+    tax_total: Decimal = computed(
+        lambda quote, t: t.tax_total, using=TOTALS,
+        description="Σ round(line netTotal × taxPercent / 100, 2).",
+    )
+    grand_total: Decimal = computed(
+        lambda quote, t: t.grand_total, using=TOTALS, description="netTotal + taxTotal."
+    )
 
 
 @strawberry.type
 class QuoteLine:
+    is_type_of = rows_of(models.QuoteLine)
     description: str | None
     quantity: Decimal
     list_price: Decimal
     discount_percent: Decimal
     tax_percent: Decimal
 
-    @strawberry.field(description="round(quantity × listPrice × (1 − discountPercent/100), 2).")
-    @staticmethod
-    def net_total(root: strawberry.Parent[models.QuoteLine]) -> Decimal:
-        return rules.line_net_total(root)
+    net_total: Decimal = computed(
+        rules.line_net_total, reads=("quantity", "list_price", "discount_percent"),
+        description="round(quantity × listPrice × (1 − discountPercent/100), 2).",
+    )
 
-    @strawberry.field
-    @staticmethod
-    async def product(root: strawberry.Parent[models.QuoteLine], info: Info) -> Product | None:
-        return await related(info, "Product", root.product_id)  # type: ignore[no-any-return]
+    product: Product | None = to_one("Product", "product_id")
 
 
 @strawberry.input
@@ -121,7 +102,7 @@ class QuoteFilter:
 
 @strawberry.type
 class QuoteQuery:
-    @strawberry.field
+    @connection("Quote", Connection[Quote])
     async def quotes(
         self,
         info: Info,
@@ -131,16 +112,13 @@ class QuoteQuery:
         before: str | None = None,
         filter: QuoteFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[Quote]:
+    ) -> ListSpec:
         def ref(gid: strawberry.ID | None, type_name: str) -> int | None:
             return None if gid is None else (pk_of(gid, type_name) or -1)
 
-        conditions = await list_filter(
-            info, "Quote", filter,
+        return await record_spec(
+            info, "Quote", filter, order_by,
             ("opportunity_id", ref(filter.opportunity, "Opportunity") if filter else None),
             ("account_id", ref(filter.account, "Account") if filter else None),
             ("stage", filter.stage if filter else None),
-        )
-        return await root_list(
-            info, "Quote", page_args(first, after, last, before), conditions, order_by
         )

@@ -8,7 +8,6 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from resolvers.errors import RequestError
-from resolvers.ids import to_global_id
 from resolvers.pagination import Page, PageArgs
 
 NodeT = TypeVar("NodeT")
@@ -19,18 +18,15 @@ class Node:
     id: strawberry.ID
 
 
-def node_id(type_name: str) -> Any:
-    """The `id` field of a type whose root objects are ORM rows."""
-
-    def resolve(root: strawberry.Parent[Any]) -> strawberry.ID:
-        return strawberry.ID(to_global_id(type_name, root.id))
-
-    return strawberry.field(resolver=resolve, description="Opaque global id.")
-
-
 def rows_of(model: type) -> Any:
-    """`is_type_of` for a GraphQL type whose values are rows of `model`."""
-    return staticmethod(lambda obj, _info: isinstance(obj, model))
+    """`is_type_of` for a GraphQL type whose values are rows of `model` (which the planner
+    reads as the type's model)."""
+
+    def is_type_of(obj: Any, _info: Any) -> bool:
+        return isinstance(obj, model)
+
+    is_type_of.model = model  # type: ignore[attr-defined]
+    return staticmethod(is_type_of)
 
 
 @strawberry.enum

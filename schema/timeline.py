@@ -11,11 +11,11 @@ import strawberry
 
 from resolvers import timeline as rules
 from resolvers.loaders import Loaders
-from schema.common import related
 from schema.context import Info
 from schema.dealroom import Activity, Comment, Document
 from schema.history import FieldChange, StageChange
 from schema.quote import Quote
+from schema.reads import to_one
 from schema.relay import Connection, page_args, rows_of
 from schema.user import User
 
@@ -52,47 +52,25 @@ class LeadConversion:
         assert root.lead.converted_at is not None
         return root.lead.converted_at
 
-    @strawberry.field
-    @staticmethod
-    async def lead(
-        root: Parent, info: Info
-    ) -> Annotated[Lead, strawberry.lazy("schema.lead")] | None:
-        return await related(info, "Lead", root.lead.id)  # type: ignore[no-any-return]
+    lead: Annotated[Lead, strawberry.lazy("schema.lead")] | None = to_one("Lead", "id")
 
-    @strawberry.field
-    @staticmethod
-    async def account(
-        root: Parent, info: Info
-    ) -> Annotated[Account, strawberry.lazy("schema.account")] | None:
-        return await related(  # type: ignore[no-any-return]
-            info, "Account", root.lead.converted_account_id
-        )
-
-    @strawberry.field
-    @staticmethod
-    async def contact(
-        root: Parent, info: Info
-    ) -> Annotated[Contact, strawberry.lazy("schema.contact")] | None:
-        return await related(  # type: ignore[no-any-return]
-            info, "Contact", root.lead.converted_contact_id
-        )
-
-    @strawberry.field
-    @staticmethod
-    async def opportunity(
-        root: Parent, info: Info
-    ) -> Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None:
-        return await related(  # type: ignore[no-any-return]
-            info, "Opportunity", root.lead.converted_opportunity_id
-        )
-
-    @strawberry.field(
-        description="Who converted the lead: the creator of the deal or contact it created; "
-        "null when it created neither."
+    account: Annotated[Account, strawberry.lazy("schema.account")] | None = to_one(
+        "Account", "converted_account_id"
     )
-    @staticmethod
-    async def converted_by(root: Parent, info: Info) -> User | None:
-        return await related(info, "User", root.converted_by_id)  # type: ignore[no-any-return]
+
+    contact: Annotated[Contact, strawberry.lazy("schema.contact")] | None = to_one(
+        "Contact", "converted_contact_id"
+    )
+
+    opportunity: Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None = to_one(
+        "Opportunity", "converted_opportunity_id"
+    )
+
+    converted_by: User | None = to_one(
+        "User", "converted_by_id",
+        description="Who converted the lead: the creator of the deal or contact it created; "
+        "null when it created neither.",
+    )
 
 
 TimelineItem = Annotated[

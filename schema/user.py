@@ -7,9 +7,10 @@ from enum import Enum
 import strawberry
 
 import models
-from schema.common import RecordOrder, list_filter, related, root_list
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
-from schema.relay import Connection, Node, node_id, page_args, rows_of
+from schema.reads import ListSpec, computed, connection, node_id, the_viewer, to_one
+from schema.relay import Connection, Node, rows_of
 
 
 @strawberry.enum
@@ -28,17 +29,11 @@ class User(Node):
     email: str | None
     is_active: bool
 
-    @strawberry.field
-    @staticmethod
-    def role(root: strawberry.Parent[models.User]) -> Role:
-        return Role(root.role)
+    role: Role = computed(lambda user: Role(user.role), reads=("role",))
 
-    @strawberry.field(description="The user's manager in the role hierarchy.")
-    @staticmethod
-    async def manager(
-        root: strawberry.Parent[models.User], info: Info
-    ) -> User | None:
-        return await related(info, "User", root.manager_id)  # type: ignore[no-any-return]
+    manager: User | None = to_one(
+        "User", "manager_id", description="The user's manager in the role hierarchy."
+    )
 
 
 @strawberry.input
@@ -50,11 +45,9 @@ class UserFilter:
 
 @strawberry.type
 class UserQuery:
-    @strawberry.field(description="The user the request's token belongs to.")
-    def viewer(self, info: Info) -> User:
-        return info.context.viewer.user  # type: ignore[return-value]
+    viewer: User = the_viewer(description="The user the request's token belongs to.")
 
-    @strawberry.field
+    @connection("User", Connection[User])
     async def users(
         self,
         info: Info,
@@ -64,12 +57,9 @@ class UserQuery:
         before: str | None = None,
         filter: UserFilter | None = None,
         order_by: list[RecordOrder] | None = None,
-    ) -> Connection[User]:
-        conditions = await list_filter(
-            info, "User", filter,
+    ) -> ListSpec:
+        return await record_spec(
+            info, "User", filter, order_by,
             ("role", filter.role.value if filter and filter.role else None),
             ("is_active", filter.is_active if filter else None),
-        )
-        return await root_list(
-            info, "User", page_args(first, after, last, before), conditions, order_by
         )

@@ -1,0 +1,303 @@
+"""What each read field needs from the database, declared once where the field is defined.
+
+A field made by one of the factories below carries its declaration in its metadata (key
+READS). graphql-core's resolver is made from that declaration here; the planner (planner/)
+compiles the same declaration into set-based statements. So a field's column, relation or
+inputs are written in one place, and both execution paths read them from there:
+
+- a plain annotated field reads the model's column of its Python name (no declaration);
+- `to_one(kind, fk)`: the visible record the row's foreign key `fk` points to;
+- `children(relation)`: a plain list of the row's children (a resolvers/loaders relation);
+- `computed(function, reads=..., using=...)`: a pure function of the row's `reads` columns
+  (and of one value per row from a `Source`: the deal's stage, a quote's line totals, a
+  campaign's figures);
+- `@connection(kind, arguments, parent=...)`: a Relay connection, at the root or below a row,
+  whose conditions and ordering come from `arguments` (the resolvers' rules).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+
+from resolvers import records
+from resolvers.ids import to_global_id
+from resolvers.loaders import Children
+from resolvers.pagination import PageArgs
+from resolvers.permissions import Viewer
+from schema.context import Context, Info
+from schema.relay import Connection
+
+READS = "dealgraph.reads"
+
+
+def declaration(strawberry_field: Any) -> Any:
+    """The read declaration of a Strawberry field (None: a column, or not declared)."""
+    metadata = getattr(strawberry_field, "metadata", None) or {}
+    return metadata.get(READS)
+
+
+# --- sources: one value per row, from other rows ----------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ByKey:
+    """Reference rows looked up by a column of the row (a deal's stage by its key): every
+    row of `model` is read, no visibility rules apply."""
+
+    model: Any
+    key: str  # the model's column matched
+    column: str  # the row's column holding the key
+    load: Callable[[Any, Info], Awaitable[Any]]  # graphql-core's way: (row, info) → value
+
+
+@dataclass(frozen=True, eq=False)
+class Reduced:
+    """A value computed from the row's children (a quote's totals from its lines)."""
+
+    relation: Children
+    reads: tuple[str, ...]  # the children's columns `reduce` reads
+    reduce: Callable[[Sequence[Any]], Any]
+
+    async def load(self, row: Any, info: Info) -> Any:
+        return self.reduce(await info.context.loaders.children(self.relation).load(row.id))
+
+
+@dataclass(frozen=True, eq=False)
+class Batched:
+    """A value per row from one statement for all the rows (a campaign's figures), through
+    the session: `load(session, viewer, ids)` gives {id: value}; `default` for the others."""
+
+    function: Callable[[Any, Viewer, list[int]], Awaitable[dict[int, Any]]]
+    default: Callable[[], Any]
+
+    async def load(self, row: Any, info: Info) -> Any:
+        ctx = info.context
+
+        async def many(ids: list[int]) -> list[Any]:
+            found = await self.function(ctx.session, ctx.viewer, ids)
+            return [found.get(i) or self.default() for i in ids]
+
+        return await ctx.loaders.batch(self, many).load(row.id)
+
+
+Source = ByKey | Reduced | Batched
+
+
+# --- declarations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ToOne:
+    kind: str  # resolvers.records.KINDS
+    fk: str
+
+
+@dataclass(frozen=True, eq=False)
+class ChildList:
+    relation: Children
+
+
+@dataclass(frozen=True, eq=False)
+class Computed:
+    function: Callable[..., Any]  # (row) or (row, value of `using`)
+    reads: tuple[str, ...]
+    using: Source | None = None
+    itself: bool = False  # the field is the source's value (an object: the deal's stage)
+
+
+@dataclass(frozen=True, eq=False)
+class NodeId:
+    """The global id of the row (its type name and primary key)."""
+
+    type_name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Records:
+    """Root records by key: `keys(context, arguments)` gives the (kind, id) of each wanted
+    record in order (None for an id that names none); the visible ones are returned, null
+    for the others. `many`: a list (nodes), else the one record (node)."""
+
+    keys: Callable[[Context, dict[str, Any]], list[tuple[str, int] | None]]
+    many: bool
+
+
+@dataclass(frozen=True, eq=False)
+class TheViewer:
+    """The viewer's own user row (already loaded with the token)."""
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """What a connection field's stub gives: its arguments in the rules' terms."""
+
+    conditions: list[Any] = field(default_factory=list)
+    order: tuple[tuple[str, bool], ...] | None = None
+    extra_sort: dict[str, Any] | None = None
+    spec: Hashable = None  # what the conditions depend on (batches siblings' pages)
+    reusable: bool = True  # its statement depends only on the arguments and the viewer
+
+
+@dataclass(frozen=True, eq=False)
+class Listing:
+    kind: str
+    stub: Callable[..., Awaitable[ListSpec]]  # (self/root, info, **arguments) → ListSpec
+    parent: Any = None  # below a row: the listed rows' column referring to it
+    # the rows are visible because their (visible) parent is: the spec's conditions alone
+    # select them (documents, activities, comments)
+    through_parent: bool = False
+
+    async def spec(self, context: Context, values: dict[str, Any], parent: Any = None
+                   ) -> ListSpec:
+        """The stub's answer outside graphql-core (the planner's): it reads only
+        `info.context`, and of its parent row only the class (`parent`: the model)."""
+        return await self.stub(parent, _Info(context), **values)
+
+
+@dataclass(frozen=True)
+class _Info:
+    context: Context
+
+
+def _field(resolver: Callable[..., Any], decl: Any, **kwargs: Any) -> Any:
+    return strawberry.field(resolver=resolver, metadata={READS: decl}, **kwargs)
+
+
+def to_one(kind: str, fk: str, description: str | None = None) -> Any:
+    decl = ToOne(kind, fk)
+
+    async def resolve(root: strawberry.Parent[Any], info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        pk = getattr(root, fk)
+        return None if pk is None else await info.context.loaders.by_id[kind].load(pk)
+
+    return _field(resolve, decl, description=description)
+
+
+def children(relation: Children, description: str | None = None) -> Any:
+    decl = ChildList(relation)
+
+    async def resolve(root: strawberry.Parent[Any], info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        return await info.context.loaders.children(relation).load(root.id)
+
+    return _field(resolve, decl, description=description)
+
+
+def computed(
+    function: Callable[..., Any], reads: Sequence[str] = (), using: Source | None = None,
+    description: str | None = None, itself: bool = False,
+) -> Any:
+    decl = Computed(function, tuple(reads), using, itself)
+    if using is None:
+        def resolve(root: strawberry.Parent[Any]):  # type: ignore[no-untyped-def]  # noqa: ANN202
+            return function(root)
+
+        return _field(resolve, decl, description=description)
+    source = using
+
+    async def resolve_using(root: strawberry.Parent[Any], info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        return function(root, await source.load(root, info))
+
+    return _field(resolve_using, decl, description=description)
+
+
+def node_id(type_name: str) -> Any:
+    """The `id` field of a type whose root objects are ORM rows."""
+
+    def resolve(root: strawberry.Parent[Any]) -> strawberry.ID:
+        return strawberry.ID(to_global_id(type_name, root.id))
+
+    return _field(resolve, NodeId(type_name), description="Opaque global id.")
+
+
+def connection(
+    kind: str, returns: Any, parent: Any = None, description: str | None = None,
+    through_parent: bool = False,
+) -> Callable[[Callable[..., Awaitable[ListSpec]]], Any]:
+    """A connection field of `kind` records (of type `returns`), from a stub whose signature
+    gives the field's arguments (first, after, last, before and its own) and which turns
+    them into a ListSpec. The stub reads only `info.context`, and of its parent row only its
+    class (links.entity_of): the planner calls it too, with the parent's model. `parent`:
+    below a row, the records' column referring to it (see Listing)."""
+
+    def decorate(stub: Any) -> Any:
+        if isinstance(stub, staticmethod):
+            stub = stub.__func__
+        signature = inspect.signature(stub)
+        decl = Listing(kind, stub, parent, through_parent)
+
+        @functools.wraps(stub)
+        async def resolve(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            spec = await stub(*bound.args, **bound.kwargs)
+            bound.apply_defaults()
+            values = bound.arguments
+            return await read_connection(
+                values["info"], decl, values.get("root"), spec, page_args_of(values)
+            )
+
+        return _field(resolve, decl, description=description, graphql_type=returns)
+
+    return decorate
+
+
+def records_field(
+    keys: Callable[[Context, dict[str, Any]], list[tuple[str, int] | None]], many: bool,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """A root field of records by key, from a stub whose signature gives its arguments (its
+    body is not run: `keys` reads them)."""
+    decl = Records(keys, many)
+
+    def decorate(stub: Any) -> Any:
+        signature = inspect.signature(stub)
+
+        @functools.wraps(stub)
+        async def resolve(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            info: Info = values.pop("info")
+            values.pop("self", None)
+            ctx = info.context
+            found = await records.get_by_keys(ctx.session, ctx.viewer, keys(ctx, values))
+            return found if many else found[0]
+
+        return _field(resolve, decl, description=description)
+
+    return decorate
+
+
+def the_viewer(description: str | None = None) -> Any:
+    def resolve(info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        return info.context.viewer.user
+
+    return _field(resolve, TheViewer(), description=description)
+
+
+def page_args_of(values: dict[str, Any]) -> PageArgs:
+    return PageArgs(first=values.get("first"), after=values.get("after"),
+                    last=values.get("last"), before=values.get("before"))
+
+
+async def read_connection(
+    info: Info, decl: Listing, root: Any, spec: ListSpec, args: PageArgs
+) -> Connection[Any]:
+    """graphql-core's resolver of a connection field."""
+    ctx = info.context
+    if decl.parent is None:
+        page = await records.list_query(
+            ctx.viewer, decl.kind, args, spec.conditions, spec.order,
+            ctx.default_page_size, ctx.max_page_size, spec.extra_sort,
+        ).read(ctx.session)
+    else:
+        page = await ctx.loaders.relation_page(
+            decl.kind, decl.parent, root.id, spec.conditions, spec.order, args, spec.spec,
+            spec.extra_sort, decl.through_parent,
+        )
+    return Connection(page=page)

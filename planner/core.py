@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import operator
 from collections import Counter, OrderedDict, defaultdict, namedtuple
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -73,10 +74,13 @@ from schema.reads import (
     Computed,
     Listing,
     NodeId,
+    PerType,
     Records,
     Reduced,
     TheViewer,
     ToOne,
+    Value,
+    call_resolver,
     declaration,
 )
 from schema.relay import page_args
@@ -209,6 +213,13 @@ class Code:
             out = f"{serialize}({value})"
         return f"(None if {value} is None else {out})" if optional else out
 
+    def leaf_list(self, gql_type: Any, expr: str, serialize: Callable[[Any], Any]) -> str:
+        """A list of leaves (None only where allowed)."""
+        named, optional = nullable(gql_type)
+        value = self.var(expr, required=not optional)
+        out = f"{self.const(serialize)}({value})"
+        return f"(None if {value} is None else {out})" if optional else out
+
     def compile(self, fields: list[tuple[str, str]]) -> Callable[[Row, Run], dict[str, Any]]:
         body = "\n    ".join(self.lines)
         items = ", ".join(f"{key!r}: {expr}" for key, expr in fields)
@@ -235,6 +246,9 @@ class ObjectPlan:
     fields: list[tuple[str, Emit]] = field(default_factory=list)
     loads: list[Load] = field(default_factory=list)
     joins: list[Join] = field(default_factory=list)
+    # its rows are Python objects read by attribute (a resolver's value, ORM objects), not
+    # the rows of a statement it lays out
+    objects: bool = False
     flat: bool = True  # only columns: may be joined into its parent's statement
     can_join: bool = True  # may read to-one relations in its own statement
     # children's columns that computed fields reduce (see Planner.object_plan); the loads
@@ -256,6 +270,15 @@ class ObjectPlan:
         for name in names:
             if name not in self.needs:
                 self.needs.append(name)
+
+    def read(self, name: str) -> str:
+        """The builder's expression for the row's `name`."""
+        return f"row.{name}" if self.objects else f"row[{self.column(name)}]"
+
+    def getter(self, name: str) -> Callable[[Row], Any]:
+        if self.objects:
+            return operator.attrgetter(name)
+        return operator.itemgetter(self.column(name))
 
     def column(self, name: str) -> int:
         return self.offset + self.needs.index(name)
@@ -279,6 +302,10 @@ class ObjectPlan:
     def finish(self, offset: int = 0) -> ObjectPlan:
         """Lay out the row and compile the builder."""
         self.offset = offset
+        if self.objects:
+            code = Code()
+            self.build = code.compile([(key, emit(code)) for key, emit in self.fields])
+            return self
         at = offset + len(self.needs)
         for join in self.joins:
             join.target.finish(at)
@@ -401,16 +428,18 @@ class Planner:
 
     def object_plan(
         self, gql_type: Any, details: list[FieldDetails], needs: tuple[str, ...] = (),
-        joins: bool = True, finish: bool = True,
+        joins: bool = True, finish: bool = True, objects: bool = False,
     ) -> ObjectPlan:
         """The plan of an object type's selection. `joins`: whether its to-one relations may
         be read in its own statement; `finish`: lay out and compile now (not when it is to be
-        joined into its parent's statement, at an offset known later)."""
+        joined into its parent's statement, at an offset known later); `objects`: its rows
+        are Python objects (see ObjectPlan), whose undeclared fields are read as graphql-core
+        reads them (the attribute, or the resolver of the object alone)."""
         gql_type = self.object_type(gql_type)
         model = model_of(gql_type)
-        if model is None:
+        if model is None and not objects:
             raise Unsupported(f"type {gql_type.name}")
-        plan = ObjectPlan(gql_type.name, model, can_join=joins)
+        plan = ObjectPlan(gql_type.name, model, can_join=joins and not objects, objects=objects)
         plan.need(*needs)
         selected = list(self.subfields(gql_type, details))
         # what the selected fields reduce from children (a quote's totals from its lines):
@@ -426,14 +455,18 @@ class Planner:
                 continue
             field_def = gql_type.fields[name]
             decl = declaration_of(gql_type, name)
-            if not isinstance(decl, Listing) and (
+            takes_arguments = isinstance(decl, Listing) or (
+                isinstance(decl, Computed) and decl.arguments)
+            if not takes_arguments and (
                 field_def.args or any(d.node.arguments for d in field_details)
             ):
                 raise Unsupported(f"arguments on {gql_type.name}.{name}")
-            if decl is None:
+            if decl is None and objects:
+                emit = self.attribute(plan, field_def, field_details)
+            elif decl is None:
                 plan.fields.append((key, self.column(plan, field_def, name)))
                 continue
-            if isinstance(decl, ToOne):
+            elif isinstance(decl, ToOne):
                 emit = self.to_one(plan, field_def, field_details, decl)
             elif isinstance(decl, ChildList):
                 emit = self.to_many(plan, field_def, field_details, decl)
@@ -442,15 +475,10 @@ class Planner:
             elif isinstance(decl, NodeId):
                 plan.fields.append((key, self.node_id(plan, field_def, decl)))
                 continue
-            elif isinstance(decl, Computed) and decl.using is None:
-                plan.need(*decl.reads)
-                emit = self.computed(field_def, decl)
-            elif isinstance(decl, Computed) and isinstance(decl.using, ByKey):
-                emit = self.by_key(plan, field_def, field_details, decl, decl.using)
-            elif isinstance(decl, Computed) and isinstance(decl.using, Reduced):
-                emit = self.reduced(plan, field_def, decl, decl.using)
-            elif isinstance(decl, Computed) and isinstance(decl.using, Batched):
-                emit = self.batched(plan, field_def, decl, decl.using)
+            elif isinstance(decl, Computed) and decl.itself and isinstance(decl.using, ByKey):
+                emit = self.reference_object(plan, field_def, field_details, decl.using)
+            elif isinstance(decl, Computed) and not decl.itself:
+                emit = self.computed(plan, field_def, field_details, decl)
             else:
                 raise Unsupported(f"field {gql_type.name}.{name}")
             plan.fields.append((key, emit))
@@ -460,6 +488,115 @@ class Planner:
                 target = ObjectPlan("", relation.model, [relation.parent.key, *sorted(reads)])
                 self.children(plan, relation, target.finish())
         return plan.finish() if finish else plan
+
+    def attribute(
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails]
+    ) -> Emit:
+        """An undeclared field of an object: its attribute, or its resolver of the object
+        alone (graphql-core's own way)."""
+        definition = field_def.extensions.get(BACKREF)
+        if definition is None:
+            raise Unsupported(f"field {plan.type_name}.{field_def}")
+        resolver = definition.base_resolver
+        if resolver is None:
+            name = definition.python_name
+            return self.value(plan, field_def.type, details, lambda code: f"row.{name}",
+                              operator.attrgetter(name))
+        if (
+            resolver.info_parameter is not None or resolver.arguments
+            or (resolver.self_parameter is None and resolver.parent_parameter is None)
+        ):
+            raise Unsupported(f"resolver of {plan.type_name}.{definition.python_name}")
+        function = resolver.wrapped_func
+        if isinstance(function, staticmethod):
+            function = function.__func__
+        if resolver.is_async:  # awaited for every object before the JSON is built
+            async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+                return {id(row): await function(row) for row in rows}, []
+
+            load = Load(next(_ids), ObjectPlan("", None), fetch)
+            plan.loads.append(load)
+            return self.value(plan, field_def.type, details,
+                              lambda code: f"data[{load.key}][id(row)]", None)
+        return self.value(plan, field_def.type, details,
+                          lambda code: f"{code.const(function)}(row)", function)
+
+    def value(
+        self, plan: ObjectPlan, gql_type: Any, details: list[FieldDetails],
+        expr: Callable[[Code], str], get: Callable[[Row], Any] | None,
+    ) -> Emit:
+        """A value of any type computed from the row (`expr` in the builder, `get` to find
+        the objects whose relations are to be loaded): leaves as graphql-core serializes
+        them, objects and lists of them with plans of their own (objects mode)."""
+        named, optional = nullable(gql_type)
+        if is_leaf_type(named):
+            return lambda code: code.leaf(gql_type, expr(code))
+        many = isinstance(named, GraphQLList)
+        item_type, item_optional = nullable(named.of_type) if many else (named, optional)
+        if isinstance(item_type, GraphQLList):
+            raise Unsupported("a list of lists")
+        if is_leaf_type(item_type):
+            serialize = leaves(item_type, item_optional)
+            return lambda code: code.leaf_list(gql_type, expr(code), serialize)
+        build, loads = self.objects_of(item_type, details)
+        if loads is not None and get is None:
+            raise Unsupported("relations below a computed value")
+        if loads is not None and get is not None:
+            def fetch(rows: list[Row], run: Run) -> Awaitable[tuple[Any, list[Row]]]:
+                values = [get(row) for row in rows]
+                found = [v for value in values if value is not None
+                         for v in (value if many else [value]) if v is not None]
+                return loads(found, run)
+
+            plan.loads.append(Load(next(_ids), ObjectPlan("", None), fetch))
+
+        def emit(code: Code) -> str:
+            value = code.var(expr(code), required=not optional)
+            item = f"{code.const(build)}(v, run)"
+            if not item_optional:
+                item = f"({item} if v is not None else {code.const(fallback)}())"
+            one = f"{code.const(build)}({value}, run)"
+            built = f"[{item} for v in {value}]" if many else one
+            return f"(None if {value} is None else {built})" if optional else built
+
+        return emit
+
+    def objects_of(
+        self, gql_type: Any, details: list[FieldDetails]
+    ) -> tuple[Callable[[Any, Run], Any], Callable[[list[Any], Run], Awaitable[Any]] | None]:
+        """The builder of objects of a type (an interface or union: by their class), and what
+        loads their relations (None: nothing to load)."""
+        if isinstance(gql_type, GraphQLObjectType):
+            plan = self.object_plan(gql_type, details, objects=True)
+
+            async def load(found: list[Any], run: Run) -> tuple[Any, list[Row]]:
+                await run.load(plan, found)
+                return {}, []
+
+            return plan.build, load if plan.loads else None
+        plans: dict[type, ObjectPlan] = {}
+        for object_type in self.schema.get_possible_types(gql_type):
+            model = model_of(object_type)
+            if model is None:
+                raise Unsupported(f"{object_type.name} in {gql_type}: no class to tell it by")
+            plans[model] = self.object_plan(object_type, details, objects=True)
+
+        def build(value: Any, run: Run) -> Any:
+            plan = plans.get(value.__class__)
+            if plan is None:
+                raise Fallback
+            return plan.build(value, run)
+
+        async def load_all(found: list[Any], run: Run) -> tuple[Any, list[Row]]:
+            by_class: dict[type, list[Any]] = {}
+            for value in found:
+                by_class.setdefault(value.__class__, []).append(value)
+            for cls, values in by_class.items():
+                if cls in plans:
+                    await run.load(plans[cls], values)
+            return {}, []
+
+        return build, load_all if any(p.loads for p in plans.values()) else None
 
     def column(self, plan: ObjectPlan, field_def: GraphQLField, name: str) -> Emit:
         """A field without a declaration: the model's column of its Python name."""
@@ -473,21 +610,15 @@ class Planner:
         column = definition.python_name
         plan.need(column)
         return lambda code: code.leaf(
-            field_def.type, f"row[{plan.column(column)}]", attributes(plan.model)[column]
+            field_def.type, plan.read(column), attributes(plan.model)[column]
         )
 
     def node_id(self, plan: ObjectPlan, field_def: GraphQLField, decl: NodeId) -> Emit:
         plan.need("id")
         return lambda code: code.leaf(
             field_def.type,
-            f"{code.const(to_global_id)}({decl.type_name!r}, row[{plan.column('id')}])",
+            f"{code.const(to_global_id)}({decl.type_name!r}, {plan.read('id')})",
         )
-
-    def computed(self, field_def: GraphQLField, decl: Computed) -> Emit:
-        """A pure function of the row's columns (the graphql-core resolver's own)."""
-        if not is_leaf_type(nullable(field_def.type)[0]):
-            raise Unsupported("computed object")
-        return lambda code: code.leaf(field_def.type, f"{code.const(decl.function)}(row)")
 
     def to_one(
         self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
@@ -517,8 +648,8 @@ class Planner:
         ))
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
-            index = plan.column(fk)
-            ids = sorted({pk for row in rows if (pk := row[index]) is not None})
+            get = plan.getter(fk)
+            ids = sorted({pk for row in rows if (pk := get(row)) is not None})
             if not ids:
                 return {}, []
             found = await run.rows(statement(run), target, ids)
@@ -529,7 +660,7 @@ class Planner:
 
         def emit(code: Code) -> str:
             related = code.var(
-                f"data[{load.key}].get(row[{plan.column(fk)}])", required=not optional
+                f"data[{load.key}].get({plan.read(fk)})", required=not optional
             )
             built = f"{code.const(target.build)}({related}, run)"
             return f"(None if {related} is None else {built})" if optional else built
@@ -545,7 +676,8 @@ class Planner:
         ))
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
-            ids = sorted({row[plan.column("id")] for row in rows})
+            get = plan.getter("id")
+            ids = sorted({get(row) for row in rows})
             found = await run.rows(statement(run), target, ids)
             grouped: dict[Any, list[Row]] = {}
             index = target.column(parent_key)
@@ -573,43 +705,65 @@ class Planner:
 
         def emit(code: Code) -> str:
             build = code.const(target.build)
-            index = plan.column("id")
-            return f"[{build}(c, run) for c in data[{load.key}].get(row[{index}], ())]"
+            return f"[{build}(c, run) for c in data[{load.key}].get({plan.read('id')}, ())]"
 
         return emit
 
-    def by_key(
+    def reference_object(
         self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
-        decl: Computed, source: ByKey,
+        source: ByKey,
     ) -> Emit:
-        """A value from the reference row the row's column names (its stage): the row itself
-        (`itself`), or a function of both (computed once per reference row when it reads
-        nothing of the row)."""
-        plan.need(*decl.reads)
+        """The reference row the row's column names (its stage), as an object."""
         lookup = plan.lookups.get(source) or self.lookup(plan, source)
         gql_type, optional = nullable(field_def.type)
-        if decl.itself:
-            layout = reference_row(source.model)
-            target = self.object_plan(gql_type, details, tuple(layout._fields))
+        layout = reference_row(source.model)
+        target = self.object_plan(gql_type, details, tuple(layout._fields))
 
-            def itself(code: Code) -> str:
-                ref = self.reference(plan, source, lookup, code, optional)
-                key = f"(None if {ref} is None else {ref}.{source.key})" if optional else (
-                    f"{ref}.{source.key}")
-                return code.memo(key, f"{code.const(target.build)}({ref}, run)", optional)
+        def itself(code: Code) -> str:
+            ref = self.reference(plan, source, lookup, code, optional)
+            key = f"(None if {ref} is None else {ref}.{source.key})" if optional else (
+                f"{ref}.{source.key}")
+            return code.memo(key, f"{code.const(target.build)}({ref}, run)", optional)
 
-            return itself
-        if not is_leaf_type(gql_type):
-            raise Unsupported("computed object")
+        return itself
 
-        def emit(code: Code) -> str:
-            ref = self.reference(plan, source, lookup, code, False)
-            value = f"{code.const(decl.function)}(row, {ref})"
-            if not decl.reads:
-                value = code.memo(f"{ref}.{source.key}", value)
-            return code.leaf(field_def.type, value)
+    def computed(
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: Computed,
+    ) -> Emit:
+        """`function(row[, the source's value][, **arguments])` (computed once per reference
+        row when that is all it reads)."""
+        plan.need(*decl.reads)
+        function = decl.function
+        source = None if decl.using is None else self.source(plan, decl.using)
+        arguments = self.arguments(plan, field_def, details) if decl.arguments else None
+        by_reference = isinstance(decl.using, ByKey) and not decl.reads and not decl.arguments
+        key = decl.using.key if isinstance(decl.using, ByKey) else ""
 
-        return emit
+        def expr(code: Code) -> str:
+            parts = ["row"]
+            if source is not None:
+                parts.append(source(code))
+            if arguments is not None:
+                parts.append(f"**{arguments(code)}")
+            value = f"{code.const(function)}({', '.join(parts)})"
+            return code.memo(f"{parts[1]}.{key}", value) if by_reference else value
+
+        plain = source is None and arguments is None
+        return self.value(plan, field_def.type, details, expr, function if plain else None)
+
+    def source(self, plan: ObjectPlan, source: Any) -> Callable[[Code], str]:
+        """The builder's expression for the value of a computed field's source for the row."""
+        if isinstance(source, ByKey):
+            lookup = plan.lookups.get(source) or self.lookup(plan, source)
+            return lambda code: self.reference(plan, source, lookup, code, False)
+        if isinstance(source, Reduced):
+            return self.reduced(plan, source)
+        if isinstance(source, Batched):
+            return self.batched(plan, source)
+        if isinstance(source, PerType):
+            return self.per_type(plan, source)
+        raise Unsupported(f"source {source}")
 
     def lookup(self, plan: ObjectPlan, source: ByKey) -> Load | Join:
         """The reference rows: joined to the rows (no visibility rules), or every one of them
@@ -651,53 +805,68 @@ class Planner:
             row = f"row[{start}:{start + lookup.target.width}]"
             code.once[once] = code.memo(key, f"{code.const(layout._make)}({row})", optional)
         else:
-            expr = f"data[{lookup.key}].get(row[{plan.column(source.column)}])"
+            expr = f"data[{lookup.key}].get({plan.read(source.column)})"
             code.once[once] = code.var(expr, required=not optional)
         return code.once[once]
 
-    def reduced(
-        self, plan: ObjectPlan, field_def: GraphQLField, decl: Computed, source: Reduced
-    ) -> Emit:
+    def reduced(self, plan: ObjectPlan, source: Reduced) -> Callable[[Code], str]:
         """A value reduced from the row's children (read by their list when it is selected,
-        or by a statement of their own)."""
-        plan.need("id", *decl.reads)
+        or by a statement of their own: see object_plan)."""
+        plan.need("id")
         relation = source.relation
 
-        def emit(code: Code) -> str:
+        def value(code: Code) -> str:
             load = plan.child_loads[relation]
-            children = f"data[{load.key}].get(row[{plan.column('id')}], ())"
-            value = code.shared(f"reduce{id(source)}",
-                                f"{code.const(source.reduce)}({children})")
-            return code.leaf(field_def.type, f"{code.const(decl.function)}(row, {value})")
+            children = f"data[{load.key}].get({plan.read('id')}, ())"
+            return code.shared(f"reduce{id(source)}", f"{code.const(source.reduce)}({children})")
 
-        return emit
+        return value
 
-    def batched(
-        self, plan: ObjectPlan, field_def: GraphQLField, decl: Computed, source: Batched
-    ) -> Emit:
+    def batched(self, plan: ObjectPlan, source: Batched) -> Callable[[Code], str]:
         """A value per row from the source's own statement for all the rows (through the
         session: it is the resolvers' own function)."""
-        plan.need("id", *decl.reads)
+        plan.need("id")
         load = plan.batches.get(source)
         if load is None:
             async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
-                ids = sorted({row[plan.column("id")] for row in rows})
+                get = plan.getter("id")
+                ids = sorted({get(row) for row in rows})
                 ctx = run.context
                 return await source.function(ctx.session, ctx.viewer, ids), []
 
             load = plan.batches[source] = Load(next(_ids), ObjectPlan("", None), fetch)
             plan.loads.append(load)
         found = load
+        return lambda code: code.shared(
+            f"batch{id(source)}",
+            f"(data[{found.key}].get({plan.read('id')}) or {code.const(source.default())})",
+        )
 
-        def emit(code: Code) -> str:
-            value = code.shared(
-                f"batch{id(source)}",
-                f"(data[{found.key}].get(row[{plan.column('id')}]) "
-                f"or {code.const(source.default())})",
-            )
-            return code.leaf(field_def.type, f"{code.const(decl.function)}(row, {value})")
+    def per_type(self, plan: ObjectPlan, source: PerType) -> Callable[[Code], str]:
+        """One value for every row of the plan (they are of one type)."""
+        load = plan.batches.get(source)
+        if load is None:
+            model = plan.model
 
-        return emit
+            async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+                return await source.function(run.context, model), []
+
+            load = plan.batches[source] = Load(next(_ids), ObjectPlan("", None), fetch)
+            plan.loads.append(load)
+        found = load
+        return lambda code: f"data[{found.key}]"
+
+    def arguments(self, plan: ObjectPlan, field_def: GraphQLField,
+                  details: list[FieldDetails]) -> Callable[[Code], str]:
+        """The field's arguments for this request (by Python name), once."""
+        node = details[0].node
+
+        async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+            return run.arguments(field_def, node), []
+
+        load = Load(next(_ids), ObjectPlan("", None), fetch)
+        plan.loads.append(load)
+        return lambda code: f"data[{load.key}]"
 
     def nested(
         self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
@@ -716,7 +885,8 @@ class Planner:
         pages: OrderedDict[Any, tuple[ManyPageQuery, Compiled, Compiled | None]] = OrderedDict()
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
-            ids = sorted({row[plan.column("id")] for row in rows})
+            get = plan.getter("id")
+            ids = sorted({get(row) for row in rows})
             key = (viewer_key(run.context.viewer), run.dialect,
                    repr(get_argument_values(field_def, node, run.variables)))
             found = pages.get(key)
@@ -763,10 +933,32 @@ class Planner:
         plan.loads.append(load)
 
         def emit(code: Code) -> str:
-            found = code.var(f"data[{load.key}][row[{plan.column('id')}]]")
+            found = code.var(f"data[{load.key}][{plan.read('id')}]")
             return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
 
         return emit
+
+
+def fallback() -> Any:
+    raise Fallback
+
+
+def leaves(gql_type: Any, optional: bool) -> Callable[[Any], list[Any]]:
+    """Serializes a list of leaves as graphql-core does (None only where allowed)."""
+    serialize = gql_type.serialize
+
+    def serialized(values: Any) -> list[Any]:
+        out = []
+        for v in values:
+            if v is None:
+                if not optional:
+                    raise Fallback
+                out.append(None)
+            else:
+                out.append(serialize(v))
+        return out
+
+    return serialized
 
 
 def declaration_of(gql_type: GraphQLObjectType, name: str) -> Any:
@@ -996,7 +1188,7 @@ class RecordsPlan:
             if rows:
                 await run.load(plan, rows)
             for row in rows:
-                built[(kind, row[plan.column("id")])] = plan.build(row, run)
+                built[(kind, row.id)] = plan.build(row, run)
         values = [None if k is None else built.get(k) for k in keys]
         return values if self.decl.many else values[0]
 
@@ -1040,7 +1232,41 @@ def viewer_plan(planner: Planner, key: str, field_def: GraphQLField,
     return ViewerPlan(key, plan)
 
 
-RootPlan = ConnectionPlan | RecordsPlan | ViewerPlan | Constant
+@dataclass
+class ValuePlan:
+    """A root field's own resolver (a Value), its answer built by a plan in objects mode."""
+
+    key: str
+    field_def: GraphQLField
+    node: FieldNode
+    function: Callable[..., Any]
+    holder: ObjectPlan  # of one object whose `value` is the resolver's answer
+
+    async def execute(self, run: Run) -> Any:
+        value = await call_resolver(
+            self.function, run.context, run.arguments(self.field_def, self.node)
+        )
+        holder = Holder(value)
+        await run.load(self.holder, [holder])
+        return self.holder.build(holder, run)["value"]
+
+
+@dataclass
+class Holder:
+    value: Any
+
+
+def value_plan(planner: Planner, key: str, field_def: GraphQLField,
+               details: list[FieldDetails]) -> ValuePlan:
+    resolver = field_def.extensions[BACKREF].base_resolver
+    holder = ObjectPlan("", None, objects=True, can_join=False)
+    holder.fields.append(("value", planner.value(
+        holder, field_def.type, details, lambda code: "row.value", operator.attrgetter("value")
+    )))
+    return ValuePlan(key, field_def, details[0].node, resolver.wrapped_func, holder.finish())
+
+
+RootPlan = ConnectionPlan | RecordsPlan | ViewerPlan | ValuePlan | Constant
 
 
 @dataclass
@@ -1092,6 +1318,7 @@ class Plans:
         self.directive_names: dict[str, tuple[str, ...] | None] = {}
         self.documents: dict[str, DocumentNode] = {}  # validated, by query text
         self.stats: Counter[str] = Counter()  # planned / unsupported / fallback / failed
+        self.unsupported: Counter[str] = Counter()  # why operations were not planned
         self.mismatches: list[dict[str, Any]] = []  # "verify" mode: differences found
 
     async def execute_cached(
@@ -1171,7 +1398,9 @@ class Plans:
             return self.cache[key]
         try:
             plan: OperationPlan | None = self._compile(document, operation_name, variables)
-        except Unsupported:
+        except Unsupported as why:
+            self.unsupported[str(why)] += 1
+            log.debug("not planned (%s): %s", why, operation_name or "anonymous operation")
             plan = None
         except Exception:  # a planner fault: remembered, so that it is logged once
             self.cache[key] = None
@@ -1202,6 +1431,8 @@ class Plans:
             if name == "__typename":
                 roots.append(Constant(key, query_type.name))
                 continue
+            if name.startswith("__"):
+                raise Unsupported("introspection")
             decl = declaration_of(query_type, name)
             field_def = query_type.fields[name]
             if isinstance(decl, Listing) and decl.parent is None:
@@ -1213,6 +1444,8 @@ class Plans:
                 roots.append(records_plan(planner, key, field_def, details, decl))
             elif isinstance(decl, TheViewer):
                 roots.append(viewer_plan(planner, key, field_def, details))
+            elif isinstance(decl, Value):
+                roots.append(value_plan(planner, key, field_def, details))
             else:
                 raise Unsupported(f"root field {name}")
         if not roots:

@@ -10,9 +10,8 @@ import strawberry
 
 import models
 from resolvers import audit as rules
-from schema.common import related
 from schema.context import Info
-from schema.reads import node_id
+from schema.reads import computed, node_id, to_one, value_field
 from schema.relay import Connection, Node, page_args, rows_of
 from schema.scalars import JSON
 from schema.user import User
@@ -26,12 +25,6 @@ class ConfigurationChangeKind(Enum):
     RECYCLE_BIN = "RECYCLE_BIN"
 
 
-def _kind(root: strawberry.Parent[models.ConfigurationChange]) -> ConfigurationChangeKind:
-    return ConfigurationChangeKind(root.kind)
-
-
-async def _changed_by(root: strawberry.Parent[models.ConfigurationChange], info: Info) -> User:
-    return await related(info, "User", root.changed_by_id)  # type: ignore[no-any-return]
 
 
 @strawberry.type(
@@ -40,7 +33,9 @@ async def _changed_by(root: strawberry.Parent[models.ConfigurationChange], info:
 class ConfigurationChange(Node):
     is_type_of = rows_of(models.ConfigurationChange)
     id: strawberry.ID = node_id("ConfigurationChange")
-    kind: ConfigurationChangeKind = strawberry.field(resolver=_kind)
+    kind: ConfigurationChangeKind = computed(
+        lambda change: ConfigurationChangeKind(change.kind), reads=("kind",)
+    )
     scope: str = strawberry.field(
         description="The entity (OPPORTUNITY, ...) or the picklist name (salesStage, ...)."
     )
@@ -53,13 +48,13 @@ class ConfigurationChange(Node):
     )
     before: JSON | None = strawberry.field(description="The state before; null on CREATE.")
     after: JSON | None = strawberry.field(description="The state after.")
-    changed_by: User = strawberry.field(resolver=_changed_by, description="Who changed it.")
+    changed_by: User = to_one("User", "changed_by_id", description="Who changed it.")
     changed_at: dt.datetime
 
 
 @strawberry.type
 class AuditQuery:
-    @strawberry.field(description="Configuration changes, newest first (admin only).")
+    @value_field(description="Configuration changes, newest first (admin only).")
     async def configuration_changes(
         self,
         info: Info,

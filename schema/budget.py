@@ -12,7 +12,7 @@ import models
 from resolvers import budget as rules
 from resolvers.ids import pk_of
 from schema.context import Info
-from schema.reads import computed, node_id, to_one
+from schema.reads import computed, node_id, to_one, value_field
 from schema.relay import Node, rows_of
 from schema.user import User
 
@@ -40,7 +40,7 @@ class Budget(Node):
 
 @strawberry.type
 class BudgetQuery:
-    @strawberry.field(description="Targets of the viewer and their team.")
+    @value_field(description="Targets of the viewer and their team.")
     async def budgets(
         self, info: Info, year: int | None = None, user_id: strawberry.ID | None = None
     ) -> list[Budget]:

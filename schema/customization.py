@@ -12,8 +12,8 @@ from strawberry.scalars import JSON
 import models
 from resolvers import customization as rules
 from resolvers import layout as layouts
-from schema.context import Info
-from schema.reads import to_one
+from schema.context import Context, Info
+from schema.reads import PerType, computed, computed_with, to_one, value_field
 from schema.user import User
 
 
@@ -59,24 +59,33 @@ class CustomFieldValue:
         return FieldType(root.type)
 
 
+async def _definitions(ctx: Context, model: type) -> list[models.CustomFieldDefinition]:
+    return await ctx.loaders.custom_definitions.load(rules.ENTITY_OF_TYPE[model.__name__])
+
+
+# The custom field definitions of a record's entity.
+DEFINITIONS = PerType(_definitions)
+
+
+def _one(record: Any, definitions: list[Any], key: str) -> rules.Value | None:
+    found = [v for v in rules.values(definitions, record.custom_fields) if v.key == key]
+    return found[0] if found else None
+
+
 @strawberry.interface(description="A record with admin-defined custom fields.")
 class Customizable:
-    @strawberry.field(description="The active custom fields, in order; value null when unset.")
-    @staticmethod
-    async def custom_fields(root: strawberry.Parent[Any], info: Info) -> list[CustomFieldValue]:
-        entity = rules.ENTITY_OF_TYPE[type(root).__name__]
-        defs = await info.context.loaders.custom_definitions.load(entity)
-        return rules.values(defs, root.custom_fields)  # type: ignore[return-value]
+    custom_fields: list[CustomFieldValue] = computed(
+        lambda record, definitions: rules.values(definitions, record.custom_fields),
+        reads=("custom_fields",), using=DEFINITIONS,
+        description="The active custom fields, in order; value null when unset.",
+    )
 
-    @strawberry.field(description="One custom field by key; null for an unknown key.")
+    @computed_with(_one, reads=("custom_fields",), using=DEFINITIONS,
+                   description="One custom field by key; null for an unknown key.")
     @staticmethod
     async def custom_field(
         root: strawberry.Parent[Any], info: Info, key: str
-    ) -> CustomFieldValue | None:
-        entity = rules.ENTITY_OF_TYPE[type(root).__name__]
-        defs = await info.context.loaders.custom_definitions.load(entity)
-        found = [v for v in rules.values(defs, root.custom_fields) if v.key == key]
-        return found[0] if found else None  # type: ignore[return-value]
+    ) -> CustomFieldValue | None: ...
 
 
 @strawberry.input(description="A custom field's new value (null clears it).")
@@ -206,7 +215,7 @@ async def render(info: Info, entity: str, blocks: list[layouts.Block]) -> Layout
 
 @strawberry.type
 class CustomizationQuery:
-    @strawberry.field
+    @value_field()
     async def custom_field_definitions(
         self, info: Info, entity: CustomizableEntity, include_inactive: bool = False
     ) -> list[CustomFieldDefinition]:
@@ -214,7 +223,7 @@ class CustomizationQuery:
             info.context.session, entity.value, include_inactive
         )
 
-    @strawberry.field(description="The form of an entity: blocks of fields, in order.")
+    @value_field(description="The form of an entity: blocks of fields, in order.")
     async def layout(self, info: Info, entity: CustomizableEntity) -> Layout:
         return await render(info, entity.value, await layouts.layout(info.context.session,
                                                                      entity.value))

@@ -14,8 +14,8 @@ from schema.budget import PeriodUnit
 from schema.campaign import Campaign
 from schema.context import Info
 from schema.opportunity import OpportunityFilter
-from schema.picklist import ForecastCategory, SalesStage
-from schema.reads import to_one
+from schema.picklist import ForecastCategory, SalesStage, stage_by
+from schema.reads import computed, to_one, value_field
 from schema.user import User
 
 
@@ -56,12 +56,9 @@ class ForecastBucket(ForecastFigures):
 
     assigned_to: User | None = to_one("User", "assigned_to_id")
 
-    @strawberry.field
-    @staticmethod
-    async def stage(root: strawberry.Parent[rules.Bucket], info: Info) -> SalesStage | None:
-        if root.stage is None:
-            return None
-        return await info.context.loaders.stage.load(root.stage)  # type: ignore[return-value]
+    stage: SalesStage | None = computed(
+        lambda bucket, stage: stage, using=stage_by("stage"), itself=True
+    )
 
     campaign: Campaign | None = to_one("Campaign", "campaign_id")
 
@@ -97,7 +94,7 @@ class BudgetAttainment:
 
 @strawberry.type
 class ForecastQuery:
-    @strawberry.field(description="Pipeline figures grouped by the given dimensions.")
+    @value_field(description="Pipeline figures grouped by the given dimensions.")
     async def forecast(
         self,
         info: Info,
@@ -113,7 +110,7 @@ class ForecastQuery:
         )
         return result  # type: ignore[return-value]
 
-    @strawberry.field(description="Attainment against target; null for a user you may not see.")
+    @value_field(description="Attainment against target; null for a user you may not see.")
     async def budget_attainment(
         self,
         info: Info,

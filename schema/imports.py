@@ -11,9 +11,8 @@ import strawberry
 import models
 from resolvers import importing
 from resolvers.ids import pk_of
-from schema.common import related
 from schema.context import Info
-from schema.reads import node_id
+from schema.reads import computed, node_id, to_one, value_field
 from schema.relay import Node, rows_of
 from schema.scalars import JSON
 from schema.user import User
@@ -43,23 +42,19 @@ def _live(job: models.ImportJob) -> importing.Report | None:
 
 
 def _count(name: str, description: str) -> Any:
-    def resolve(root: strawberry.Parent[models.ImportJob]) -> int:
-        live = _live(root)
-        return int(getattr(live if live is not None else root, name))
+    def count(job: models.ImportJob) -> int:
+        live = _live(job)
+        return int(getattr(live if live is not None else job, name))
 
-    return strawberry.field(resolver=resolve, description=description)
-
-
-def _status(root: strawberry.Parent[models.ImportJob]) -> ImportJobStatus:
-    return ImportJobStatus(root.status)
+    return computed(count, reads=("id", "status", name), description=description)
 
 
-def _warnings(root: strawberry.Parent[models.ImportJob]) -> list[str]:
+def _warnings(root: models.ImportJob) -> list[str]:
     live = _live(root)
     return list(live.warnings if live is not None else root.warnings or [])
 
 
-def _errors(root: strawberry.Parent[models.ImportJob]) -> list[ImportRowError]:
+def _errors(root: models.ImportJob) -> list[ImportRowError]:
     live = _live(root)
     if live is not None:
         return [ImportRowError(line=i.line, column=i.column, message=i.message)
@@ -68,17 +63,13 @@ def _errors(root: strawberry.Parent[models.ImportJob]) -> list[ImportRowError]:
             for e in root.errors or []]
 
 
-async def _created_by(root: strawberry.Parent[models.ImportJob], info: Info) -> User:
-    return await related(info, "User", root.created_by_id)  # type: ignore[no-any-return]
-
-
 @strawberry.type(description="A CSV import: poll it with importJob(id:) while it runs; its "
                  "report once it ends; undoImport takes back what it wrote.")
 class ImportJob(Node):
     is_type_of = rows_of(models.ImportJob)
     id: strawberry.ID = node_id("ImportJob")
-    status: ImportJobStatus = strawberry.field(
-        resolver=_status,
+    status: ImportJobStatus = computed(
+        lambda job: ImportJobStatus(job.status), reads=("status",),
         description="RUNNING, then DONE (rows may have failed: see failed and errors) or "
         "FAILED (nothing written by an all-or-nothing import, or it broke off); INTERRUPTED "
         "when its process was stopped or is gone (what its batches committed stays: "
@@ -91,18 +82,20 @@ class ImportJob(Node):
     updated: int = _count("updated", "Existing deals overwritten or merged into.")
     skipped: int = _count("skipped", "Duplicates skipped (or merges with nothing to fill).")
     failed: int = _count("failed", "Rows refused (not written): see errors.")
-    warnings: list[str] = strawberry.field(
-        resolver=_warnings, description="Columns ignored (unknown or read-only), and notes."
+    warnings: list[str] = computed(
+        _warnings, reads=("id", "status", "warnings"),
+        description="Columns ignored (unknown or read-only), and notes.",
     )
-    errors: list[ImportRowError] = strawberry.field(
-        resolver=_errors, description="Why rows failed, by line and column (the first 1000)."
+    errors: list[ImportRowError] = computed(
+        _errors, reads=("id", "status", "errors"),
+        description="Why rows failed, by line and column (the first 1000).",
     )
     failed_rows_csv: str | None = strawberry.field(
         description="The failed rows as read, with an `Import error` column: fix them and "
         "import the file again. Null when no row failed."
     )
     options: JSON = strawberry.field(description="The options the import ran with.")
-    created_by: User = strawberry.field(resolver=_created_by)
+    created_by: User = to_one("User", "created_by_id")
     created_at: dt.datetime
     finished_at: dt.datetime | None
     undone_at: dt.datetime | None
@@ -110,7 +103,7 @@ class ImportJob(Node):
 
 @strawberry.type
 class ImportQuery:
-    @strawberry.field(description="An import job: yours, or any for an admin; else null.")
+    @value_field(description="An import job: yours, or any for an admin; else null.")
     async def import_job(self, info: Info, id: strawberry.ID) -> ImportJob | None:
         pk = pk_of(id, "ImportJob")
         if pk is None:

@@ -20,7 +20,7 @@ from schema.customization import CustomFieldFilter, Customizable
 from schema.dealroom import DealRoomRecord
 from schema.history import FieldChange, StageChange
 from schema.picklist import ForecastCategory, SalesStage, stage_by
-from schema.reads import ListSpec, children, computed, connection, node_id, to_one
+from schema.reads import ListSpec, children, computed, connection, node_id, to_one, value_field
 from schema.relay import (
     Connection,
     Node,
@@ -263,7 +263,7 @@ class OpportunityQuery:
     ) -> ListSpec:
         return await deal_spec(info, filter, order_by)
 
-    @strawberry.field(
+    @value_field(
         description="The recycle bin: deleted deals the viewer could see before deletion, "
         "newest deletion first."
     )

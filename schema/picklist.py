@@ -12,7 +12,7 @@ import strawberry
 import models
 from resolvers import picklist as rules
 from schema.context import Info
-from schema.reads import ByKey, computed
+from schema.reads import ByKey, computed, value_field
 from schema.relay import rows_of
 
 
@@ -76,11 +76,11 @@ class Currency:
 
 @strawberry.type
 class PicklistQuery:
-    @strawberry.field(description="Sales stages in order.")
+    @value_field(description="Sales stages in order.")
     async def sales_stages(self, info: Info, include_inactive: bool = False) -> list[SalesStage]:
         return await rules.sales_stages(info.context.session, include_inactive)  # type: ignore[return-value]
 
-    @strawberry.field(
+    @value_field(
         description="Values of a picklist (salesStage, opportunityType, leadSource, "
         "contactRole, quoteStage, leadStatus, industry, campaignType, campaignStatus)."
     )
@@ -89,6 +89,6 @@ class PicklistQuery:
     ) -> list[PicklistValue]:
         return await rules.picklist(info.context.session, name, include_inactive)  # type: ignore[return-value]
 
-    @strawberry.field
+    @value_field()
     async def currencies(self, info: Info) -> list[Currency]:
         return await rules.currencies(info.context.session)  # type: ignore[return-value]

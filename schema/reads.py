@@ -86,7 +86,18 @@ class Batched:
         return await ctx.loaders.batch(self, many).load(row.id)
 
 
-Source = ByKey | Reduced | Batched
+@dataclass(frozen=True, eq=False)
+class PerType:
+    """One value per type of row (a record type's custom field definitions), from
+    `function(context, model)`, which caches it for the request."""
+
+    function: Callable[[Context, type], Awaitable[Any]]
+
+    async def load(self, row: Any, info: Info) -> Any:
+        return await self.function(info.context, type(row))
+
+
+Source = ByKey | Reduced | Batched | PerType
 
 
 # --- declarations -------------------------------------------------------------------------
@@ -109,6 +120,7 @@ class Computed:
     reads: tuple[str, ...]
     using: Source | None = None
     itself: bool = False  # the field is the source's value (an object: the deal's stage)
+    arguments: bool = False  # the function also takes the field's arguments (by name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,6 +138,13 @@ class Records:
 
     keys: Callable[[Context, dict[str, Any]], list[tuple[str, int] | None]]
     many: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Value:
+    """A root field whose resolver computes its answer from `info.context` and its arguments
+    alone (a forecast, the picklists): the planner calls that same resolver, then builds the
+    JSON of what it gave."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,6 +211,7 @@ def computed(
     function: Callable[..., Any], reads: Sequence[str] = (), using: Source | None = None,
     description: str | None = None, itself: bool = False,
 ) -> Any:
+    """A field computed by `function` from the row (and the value of `using` for it)."""
     decl = Computed(function, tuple(reads), using, itself)
     if using is None:
         def resolve(root: strawberry.Parent[Any]):  # type: ignore[no-untyped-def]  # noqa: ANN202
@@ -204,6 +224,33 @@ def computed(
         return function(root, await source.load(root, info))
 
     return _field(resolve_using, decl, description=description)
+
+
+def computed_with(
+    function: Callable[..., Any], reads: Sequence[str], using: Source,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """A computed field with arguments, from a stub whose signature gives them (its body is
+    not run): `function(row, value of using, **arguments)`."""
+    decl = Computed(function, tuple(reads), using, arguments=True)
+
+    def decorate(stub: Any) -> Any:
+        if isinstance(stub, staticmethod):
+            stub = stub.__func__
+        signature = inspect.signature(stub)
+
+        @functools.wraps(stub)
+        async def resolve(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            info: Info = values.pop("info")
+            root = values.pop("root")
+            return function(root, await using.load(root, info), **values)
+
+        return _field(resolve, decl, description=description)
+
+    return decorate
 
 
 def node_id(type_name: str) -> Any:
@@ -271,6 +318,18 @@ def records_field(
         return _field(resolve, decl, description=description)
 
     return decorate
+
+
+def value_field(description: str | None = None) -> Any:
+    """Decorates a root resolver that reads only `info.context` and its arguments (Value)."""
+    return strawberry.field(metadata={READS: Value()}, description=description)
+
+
+async def call_resolver(function: Callable[..., Any], context: Context,
+                        values: dict[str, Any]) -> Any:
+    """A Value field's resolver, outside graphql-core."""
+    result = function(None, _Info(context), **values)
+    return await result if inspect.isawaitable(result) else result
 
 
 def the_viewer(description: str | None = None) -> Any:

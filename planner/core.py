@@ -74,7 +74,9 @@ from schema.reads import (
     Computed,
     Listing,
     NodeId,
+    Paged,
     PerType,
+    RecordRefs,
     Records,
     Reduced,
     TheViewer,
@@ -455,7 +457,7 @@ class Planner:
                 continue
             field_def = gql_type.fields[name]
             decl = declaration_of(gql_type, name)
-            takes_arguments = isinstance(decl, Listing) or (
+            takes_arguments = isinstance(decl, Listing | Paged) or (
                 isinstance(decl, Computed) and decl.arguments)
             if not takes_arguments and (
                 field_def.args or any(d.node.arguments for d in field_details)
@@ -472,6 +474,10 @@ class Planner:
                 emit = self.to_many(plan, field_def, field_details, decl)
             elif isinstance(decl, Listing) and decl.parent is not None:
                 emit = self.nested(plan, field_def, field_details, decl)
+            elif isinstance(decl, Paged):
+                emit = self.paged(plan, field_def, field_details, decl)
+            elif isinstance(decl, RecordRefs):
+                emit = self.references(plan, field_def, field_details, decl)
             elif isinstance(decl, NodeId):
                 plan.fields.append((key, self.node_id(plan, field_def, decl)))
                 continue
@@ -868,6 +874,67 @@ class Planner:
         plan.loads.append(load)
         return lambda code: f"data[{load.key}]"
 
+    def references(
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: RecordRefs,
+    ) -> Emit:
+        """Records of any kind the row refers to (see RecordRefs)."""
+        plan.need("id", *decl.reads)
+        gql_type, optional = nullable(field_def.type)
+        if decl.many:
+            gql_type, _ = nullable(gql_type.of_type)
+        kinds = KindPlans.of(self, gql_type, details)
+
+        async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+            keys = await decl.keys(run.context, rows)
+            built = await kinds.read(run, [k for found in keys.values() for k in found])
+            return {pid: [built[k] for k in found if k in built]
+                    for pid, found in keys.items()}, []
+
+        load = Load(next(_ids), ObjectPlan("", None), fetch)
+        plan.loads.append(load)
+
+        def emit(code: Code) -> str:
+            found = code.var(f"data[{load.key}].get({plan.read('id')}, ())")
+            if decl.many:
+                return found
+            one = code.var(f"({found}[0] if {found} else None)", required=not optional)
+            return one
+
+        return emit
+
+    def paged(
+        self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
+        decl: Paged,
+    ) -> Emit:
+        """A connection below each row whose pages one function gives for all the rows
+        (the resolvers' own): its nodes are objects."""
+        shape = connection_shape(self, field_def, details, objects=True)
+        plan.need("id")
+        node = details[0].node
+        model = plan.model
+
+        async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
+            get = plan.getter("id")
+            ids = sorted({get(row) for row in rows})
+            pages = await decl.pages(run.context, model, ids, run.arguments(field_def, node))
+            found = [n for page in pages.values() for n in page.nodes]
+            for nodes in shape.node_plans:
+                if nodes.load is not None and found:
+                    await nodes.load(found, run)
+            counts = {pid: await page.count() for pid, page in pages.items()} if shape.count \
+                else {}
+            return {pid: (page, counts.get(pid)) for pid, page in pages.items()}, []
+
+        load = Load(next(_ids), ObjectPlan("", None), fetch)
+        plan.loads.append(load)
+
+        def emit(code: Code) -> str:
+            found = code.var(f"data[{load.key}][{plan.read('id')}]")
+            return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
+
+        return emit
+
     def nested(
         self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
         decl: Listing,
@@ -991,23 +1058,34 @@ class ConnectionShape:
     layout), whether it counts."""
 
     writers: list[tuple[str, Writer]]
-    node_plans: list[ObjectPlan]
+    node_plans: list[Any]  # ObjectPlans, or ObjectsOf in objects mode
     count: bool
-    node_type: GraphQLObjectType
+    node_type: Any
 
     def write(self, page: Page[Any], extras: dict[str, Any], run: Run) -> dict[str, Any]:
         return {key: write(page, extras, run) for key, write in self.writers}
 
 
+@dataclass
+class ObjectsOf:
+    """The nodes of a connection in objects mode (any type, an interface or union too)."""
+
+    build: Callable[[Any, Run], Any]
+    load: Callable[[list[Any], Run], Awaitable[Any]] | None
+
+
 def connection_shape(planner: Planner, field_def: GraphQLField,
-                     details: list[FieldDetails]) -> ConnectionShape:
+                     details: list[FieldDetails], objects: bool = False) -> ConnectionShape:
+    """`objects`: its nodes are Python objects (see ObjectsOf), else rows of a statement."""
     conn_type = planner.object_type(nullable(field_def.type)[0])
     if "nodes" not in conn_type.fields or "edges" not in conn_type.fields:
         raise Unsupported(f"connection type {conn_type.name}")
     node_type = nullable(conn_type.fields["nodes"].type)[0]
-    node_type = planner.object_type(nullable(node_type.of_type)[0])
+    node_type = nullable(node_type.of_type)[0]
+    if not objects:
+        node_type = planner.object_type(node_type)
     writers: list[tuple[str, Writer]] = []
-    node_plans: list[ObjectPlan] = []
+    node_plans: list[Any] = []
     count = False
     edge_type = planner.object_type(
         nullable(nullable(conn_type.fields["edges"].type)[0].of_type)[0]
@@ -1024,8 +1102,12 @@ def connection_shape(planner: Planner, field_def: GraphQLField,
             )
     joins = selections == 1
 
-    def node_plan(sub_details: list[FieldDetails]) -> ObjectPlan:
-        plan = planner.object_plan(node_type, sub_details, joins=joins, finish=False)
+    def node_plan(sub_details: list[FieldDetails]) -> Any:
+        plan: Any
+        if objects:
+            plan = ObjectsOf(*planner.objects_of(node_type, sub_details))
+        else:
+            plan = planner.object_plan(node_type, sub_details, joins=joins, finish=False)
         node_plans.append(plan)
         return plan
 
@@ -1045,6 +1127,8 @@ def connection_shape(planner: Planner, field_def: GraphQLField,
             writers.append((sub_key, _edges(planner, edge_type, sub_details, node_plan)))
         else:
             raise Unsupported(f"{conn_type.name}.{name}")
+    if objects:
+        return ConnectionShape(writers, node_plans, count, node_type)
     shared = [name for plan in node_plans for name in plan.needs]
     for plan in node_plans:
         if len(node_plans) > 1:
@@ -1109,11 +1193,11 @@ def typename(name: str) -> Emit:
     return lambda code: repr(name)
 
 
-def nodes_writer(plan: ObjectPlan) -> Writer:
+def nodes_writer(plan: Any) -> Writer:
     return lambda page, extras, run: [plan.build(row, run) for row in page.nodes]
 
 
-def node_writer(plan: ObjectPlan) -> Callable[[Row, str, Run], Any]:
+def node_writer(plan: Any) -> Callable[[Row, str, Run], Any]:
     return lambda row, cursor, run: plan.build(row, run)
 
 
@@ -1134,7 +1218,7 @@ def _page_info(planner: Planner, conn_type: GraphQLObjectType,
 
 
 def _edges(planner: Planner, edge_type: GraphQLObjectType, details: list[FieldDetails],
-           node_plan: Callable[[list[FieldDetails]], ObjectPlan]) -> Writer:
+           node_plan: Callable[[list[FieldDetails]], Any]) -> Writer:
     fields: list[tuple[str, Callable[[Row, str, Run], Any]]] = []
     for key, sub_details in planner.subfields(edge_type, details):
         name = sub_details[0].node.name.value
@@ -1166,29 +1250,59 @@ class Constant:
 
 
 @dataclass
+class KindPlans:
+    """Records of the kinds an interface or union may be, by (kind, id): each kind read with
+    its own plan and statement, the visibility rules applied."""
+
+    plans: dict[str, tuple[ObjectPlan, Statements]]
+
+    @classmethod
+    def of(cls, planner: Planner, gql_type: Any, details: list[FieldDetails]) -> KindPlans:
+        plans: dict[str, tuple[ObjectPlan, Statements]] = {}
+        possible = [gql_type] if isinstance(gql_type, GraphQLObjectType) else (
+            planner.schema.get_possible_types(gql_type))
+        for object_type in possible:
+            if object_type.name not in records.KINDS:
+                continue
+            kind = records.KINDS[object_type.name]
+            plan = planner.object_plan(object_type, details, ("id",))
+            plans[object_type.name] = plan, Statements(
+                lambda viewer, ids, kind=kind, plan=plan: records.visible_by_id(
+                    kind, viewer, ids, plan.columns, plan.joined(viewer)
+                )
+            )
+        return cls(plans)
+
+    async def read(self, run: Run, keys: Any) -> dict[tuple[str, int], Any]:
+        """The JSON of the visible records among `keys`."""
+        wanted: dict[str, set[int]] = {}
+        for found in keys:
+            if found is not None and found[0] in self.plans:
+                wanted.setdefault(found[0], set()).add(found[1])
+        built: dict[tuple[str, int], Any] = {}
+        for kind, ids in wanted.items():
+            plan, statement = self.plans[kind]
+            rows = await run.rows(statement(run), plan, sorted(ids))
+            if rows:
+                await run.load(plan, rows)
+            for row in rows:
+                built[(kind, row.id)] = plan.build(row, run)
+        return built
+
+
+@dataclass
 class RecordsPlan:
-    """node / nodes: the visible records by key, each kind's read with its own plan."""
+    """node / nodes: the visible records by key."""
 
     key: str
     field_def: GraphQLField
     node: FieldNode
     decl: Records
-    plans: dict[str, tuple[ObjectPlan, Statements]]
+    kinds: KindPlans
 
     async def execute(self, run: Run) -> Any:
         keys = self.decl.keys(run.context, run.arguments(self.field_def, self.node))
-        wanted: dict[str, list[int]] = {}
-        for found in keys:
-            if found is not None and found[0] in self.plans:
-                wanted.setdefault(found[0], []).append(found[1])
-        built: dict[tuple[str, int], Any] = {}
-        for kind, ids in wanted.items():
-            plan, statement = self.plans[kind]
-            rows = await run.rows(statement(run), plan, sorted(set(ids)))
-            if rows:
-                await run.load(plan, rows)
-            for row in rows:
-                built[(kind, row.id)] = plan.build(row, run)
+        built = await self.kinds.read(run, keys)
         values = [None if k is None else built.get(k) for k in keys]
         return values if self.decl.many else values[0]
 
@@ -1198,18 +1312,8 @@ def records_plan(planner: Planner, key: str, field_def: GraphQLField,
     gql_type, _ = nullable(field_def.type)
     if decl.many:
         gql_type, _ = nullable(gql_type.of_type)
-    plans: dict[str, tuple[ObjectPlan, Statements]] = {}
-    for object_type in planner.schema.get_possible_types(gql_type):
-        if object_type.name not in records.KINDS:
-            continue
-        kind = records.KINDS[object_type.name]
-        plan = planner.object_plan(object_type, details, ("id",))
-        plans[object_type.name] = plan, Statements(
-            lambda viewer, ids, kind=kind, plan=plan: records.visible_by_id(
-                kind, viewer, ids, plan.columns, plan.joined(viewer)
-            )
-        )
-    return RecordsPlan(key, field_def, details[0].node, decl, plans)
+    return RecordsPlan(key, field_def, details[0].node, decl,
+                       KindPlans.of(planner, gql_type, details))
 
 
 @dataclass

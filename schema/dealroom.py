@@ -3,9 +3,8 @@ and leads (the records implementing DealRoomRecord)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
@@ -14,9 +13,9 @@ import strawberry
 import models
 from resolvers import activities, documents, links
 from resolvers.ids import to_global_id
-from schema.common import RecordOrder, list_filter, record_spec, related
-from schema.context import Info
-from schema.reads import ListSpec, computed, connection, node_id, to_one
+from schema.common import RecordOrder, list_filter, record_spec
+from schema.context import Context, Info
+from schema.reads import ListSpec, computed, connection, node_id, references, to_one
 from schema.relay import Connection, Node, order_pairs, rows_of
 from schema.user import User
 
@@ -36,13 +35,25 @@ class ActivityStatus(Enum):
     CANCELLED = "CANCELLED"
 
 
-async def _records(info: Info, keys: Sequence[links.Key]) -> list[Any]:
-    """The linked records the viewer may see: opportunities, accounts, contacts, then leads,
-    each oldest first (batched per type)."""
-    found = await asyncio.gather(
-        *(related(info, links.TYPE_OF_ENTITY[entity], pk) for entity, pk in links.ordered(keys))
-    )
-    return [r for r in found if r is not None]
+def _linked(
+    links_of: Callable[[Context], Any],
+) -> Callable[[Context, list[Any]], Awaitable[dict[int, list[links.Key]]]]:
+    """The records each row is linked to: opportunities, accounts, contacts, then leads, each
+    oldest first."""
+
+    async def keys(ctx: Context, rows: list[Any]) -> dict[int, list[links.Key]]:
+        ids = [row.id for row in rows]
+        found = await links_of(ctx).load_many(ids)
+        return {
+            pk: [(links.TYPE_OF_ENTITY[entity], rid) for entity, rid in links.ordered(keys)]
+            for pk, keys in zip(ids, found, strict=True)
+        }
+
+    return keys
+
+
+async def _record_of(ctx: Context, rows: list[Any]) -> dict[int, list[links.Key]]:
+    return {row.id: [(links.TYPE_OF_ENTITY[row.entity], row.record_id)] for row in rows}
 
 
 @strawberry.type(description="A file on one or more records (vtiger's Documents).")
@@ -65,10 +76,10 @@ class Document(Node):
         "the file name.",
     )
 
-    @strawberry.field(description="The records it is on that the viewer may see.")
-    @staticmethod
-    async def linked_to(root: strawberry.Parent[models.Document], info: Info) -> list[Node]:
-        return await _records(info, await info.context.loaders.document_links.load(root.id))
+    linked_to: list[Node] = references(
+        _linked(lambda ctx: ctx.loaders.document_links),
+        description="The records it is on that the viewer may see.",
+    )
 
 
 @strawberry.type(description="A call, meeting, task or email about one or more records.")
@@ -92,10 +103,10 @@ class Activity(Node):
 
     created_by: User = to_one("User", "created_by_id")
 
-    @strawberry.field(description="The records it is about that the viewer may see.")
-    @staticmethod
-    async def related_to(root: strawberry.Parent[models.Activity], info: Info) -> list[Node]:
-        return await _records(info, await info.context.loaders.activity_links.load(root.id))
+    related_to: list[Node] = references(
+        _linked(lambda ctx: ctx.loaders.activity_links),
+        description="The records it is about that the viewer may see.",
+    )
 
 
 @strawberry.type(description="A remark on a record, possibly answering another one.")
@@ -113,11 +124,9 @@ class Comment(Node):
         description="The comment it answers; null when that one was deleted.",
     )
 
-    @strawberry.field(description="The record it is on.")
-    @staticmethod
-    async def record(root: strawberry.Parent[models.Comment], info: Info) -> Node | None:
-        type_name = links.TYPE_OF_ENTITY[root.entity]
-        return await related(info, type_name, root.record_id)  # type: ignore[no-any-return]
+    record: Node | None = references(
+        _record_of, reads=("entity", "record_id"), many=False, description="The record it is on."
+    )
 
 
 @strawberry.interface(

@@ -14,13 +14,21 @@ import models
 from resolvers import opportunity as rules
 from resolvers.loaders import DEAL_CONTACTS, FIELD_HISTORY, QUOTES, STAGE_HISTORY
 from resolvers.money import weighted
-from schema.common import related
-from schema.context import Info
+from schema.context import Context, Info
 from schema.customization import CustomFieldFilter, Customizable
 from schema.dealroom import DealRoomRecord
 from schema.history import FieldChange, StageChange
 from schema.picklist import ForecastCategory, SalesStage, stage_by
-from schema.reads import ListSpec, children, computed, connection, node_id, to_one, value_field
+from schema.reads import (
+    ListSpec,
+    children,
+    computed,
+    connection,
+    node_id,
+    references,
+    to_one,
+    value_field,
+)
 from schema.relay import (
     Connection,
     Node,
@@ -48,6 +56,15 @@ class AmountSource(Enum):
 
 
 STAGE = stage_by("sales_stage")
+
+
+async def _primary_contact(ctx: Context, deals: list[Any]) -> dict[int, list[tuple[str, int]]]:
+    ids = [deal.id for deal in deals]
+    found = await ctx.loaders.children(DEAL_CONTACTS).load_many(ids)
+    return {
+        pk: [("Contact", link.contact_id) for link in links if link.is_primary]
+        for pk, links in zip(ids, found, strict=True)
+    }
 
 
 @strawberry.type(description="A deal: a live negotiation with a customer.")
@@ -111,14 +128,9 @@ class Opportunity(Node, Customizable, DealRoomRecord, TimelineRecord):
         "Campaign", "campaign_id", description="The campaign the deal came from (campaign source)."
     )
 
-    @strawberry.field(description="The primary contact.")
-    @staticmethod
-    async def contact(
-        root: Parent, info: Info
-    ) -> Annotated[Contact, strawberry.lazy("schema.contact")] | None:
-        links = await info.context.loaders.children(DEAL_CONTACTS).load(root.id)
-        primary = next((link for link in links if link.is_primary), None)
-        return None if primary is None else await related(info, "Contact", primary.contact_id)
+    contact: Annotated[Contact, strawberry.lazy("schema.contact")] | None = references(
+        _primary_contact, many=False, description="The primary contact."
+    )
 
     contacts: list[OpportunityContact] = children(DEAL_CONTACTS)
     quotes: list[Annotated[Quote, strawberry.lazy("schema.quote")]] = children(QUOTES)

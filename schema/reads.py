@@ -17,6 +17,7 @@ inputs are written in one place, and both execution paths read them from there:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -28,7 +29,7 @@ import strawberry
 from resolvers import records
 from resolvers.ids import to_global_id
 from resolvers.loaders import Children
-from resolvers.pagination import PageArgs
+from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import Viewer
 from schema.context import Context, Info
 from schema.relay import Connection
@@ -128,6 +129,25 @@ class NodeId:
     """The global id of the row (its type name and primary key)."""
 
     type_name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Paged:
+    """A connection below each row whose pages one function gives for all the rows at once:
+    `pages(context, model, ids, arguments)` → {id: Page} (its nodes are objects)."""
+
+    pages: Callable[[Context, type, list[int], dict[str, Any]], Awaitable[dict[int, Page[Any]]]]
+
+
+@dataclass(frozen=True, eq=False)
+class RecordRefs:
+    """Records of any kind a row refers to, those the viewer may see: `keys(context, rows)`
+    gives {row id: [(kind, id), ...]} for all the rows at once (reading the row's `reads`).
+    `many`: the list, else the first or null."""
+
+    keys: Callable[[Context, list[Any]], Awaitable[dict[int, list[tuple[str, int]]]]]
+    reads: tuple[str, ...]
+    many: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,6 +357,57 @@ def the_viewer(description: str | None = None) -> Any:
         return info.context.viewer.user
 
     return _field(resolve, TheViewer(), description=description)
+
+
+def references(
+    keys: Callable[[Context, list[Any]], Awaitable[dict[int, list[tuple[str, int]]]]],
+    reads: Sequence[str] = (), many: bool = True, description: str | None = None,
+) -> Any:
+    """A RecordRefs field."""
+    decl = RecordRefs(keys, tuple(reads), many)
+
+    async def resolve(root: strawberry.Parent[Any], info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        ctx = info.context
+        wanted = (await keys(ctx, [root])).get(root.id, [])
+        found = await asyncio.gather(*(ctx.loaders.by_id[kind].load(pk) for kind, pk in wanted))
+        visible = [record for record in found if record is not None]
+        return visible if many else (visible[0] if visible else None)
+
+    return _field(resolve, decl, description=description)
+
+
+def paged(
+    pages: Callable[[Context, type, list[int], dict[str, Any]], Awaitable[dict[int, Page[Any]]]],
+    returns: Any, description: str | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """A Paged connection field, from a stub whose signature gives its arguments (its body is
+    not run); the pages of a request's rows are read together."""
+    decl = Paged(pages)
+
+    def decorate(stub: Any) -> Any:
+        if isinstance(stub, staticmethod):
+            stub = stub.__func__
+        signature = inspect.signature(stub)
+
+        @functools.wraps(stub)
+        async def resolve(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            info: Info = values.pop("info")
+            root = values.pop("root")
+            ctx, model = info.context, type(root)
+
+            async def load(ids: list[int]) -> list[Page[Any]]:
+                found = await pages(ctx, model, ids, values)
+                return [found[i] for i in ids]
+
+            key = (decl, model, repr(sorted(values.items())))
+            return Connection(page=await ctx.loaders.batch(key, load).load(root.id))
+
+        return _field(resolve, decl, description=description, graphql_type=returns)
+
+    return decorate
 
 
 def page_args_of(values: dict[str, Any]) -> PageArgs:

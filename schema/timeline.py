@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from resolvers import timeline as rules
-from resolvers.loaders import Loaders
-from schema.context import Info
+from resolvers.pagination import Page
+from schema.context import Context, Info
 from schema.dealroom import Activity, Comment, Document
 from schema.history import FieldChange, StageChange
 from schema.quote import Quote
-from schema.reads import to_one
-from schema.relay import Connection, page_args, rows_of
+from schema.reads import page_args_of, paged, to_one
+from schema.relay import Connection, rows_of
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -79,12 +79,24 @@ TimelineItem = Annotated[
 ]
 
 
+async def _timelines(
+    ctx: Context, model: type, ids: list[int], values: dict[str, Any]
+) -> dict[int, Page[Any]]:
+    types = values.get("types")
+    kinds = None if types is None else tuple(sorted({t.value for t in types}))
+    return await rules.timelines(
+        ctx.session, ctx.viewer, model.__name__, ids, page_args_of(values), kinds,
+        ctx.default_page_size, ctx.max_page_size,
+    )
+
+
 @strawberry.interface(description="A record with a timeline of what happened to it.")
 class TimelineRecord:
-    @strawberry.field(
+    @paged(
+        _timelines, Connection[TimelineItem],
         description="Stage changes, field changes, activities, comments, documents, quotes "
         "and the lead conversion, newest first (by when they happened or were added); an "
-        "account's include those of the deals of it the viewer may see. `types` picks kinds."
+        "account's include those of the deals of it the viewer may see. `types` picks kinds.",
     )
     @staticmethod
     async def timeline(
@@ -95,19 +107,4 @@ class TimelineRecord:
         last: int | None = None,
         before: str | None = None,
         types: list[TimelineItemType] | None = None,
-    ) -> Connection[TimelineItem]:
-        ctx = info.context
-        parent_type = type(root).__name__
-        kinds = None if types is None else tuple(sorted({t.value for t in types}))
-        args = page_args(first, after, last, before)
-        loaders: Loaders = ctx.loaders
-
-        async def load(ids: list[int]) -> list[Any]:
-            pages = await rules.timelines(
-                ctx.session, ctx.viewer, parent_type, ids, args, kinds,
-                ctx.default_page_size, ctx.max_page_size,
-            )
-            return [pages[i] for i in ids]
-
-        page = await loaders.batch(("timeline", parent_type, args, kinds), load).load(root.id)
-        return Connection(page=page)
+    ) -> Connection[TimelineItem]: ...

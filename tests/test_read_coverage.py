@@ -30,8 +30,12 @@ from server.settings import Settings
 
 pytestmark = pytest.mark.no_database
 
-# Fields graphql-core keeps, and why (the issue's "short, documented allow-list").
-ALLOWED: dict[str, str] = {}
+# Fields graphql-core keeps, and why (the issue's "short, documented allow-list"); the
+# fields below them are theirs too.
+ALLOWED: dict[str, str] = {
+    "Contact.opportunities": "its edges carry the contact's role in each deal, read from the "
+    "link table: fields of an edge, which the connection plans do not read",
+}
 
 
 def placeholder(arg_type: Any) -> str | None:
@@ -64,13 +68,16 @@ def selection(named: Any, schema: Any) -> str:
     return " { __typename }"
 
 
-def reachable(schema: Any) -> list[tuple[str, str, list[tuple[str, str, str | None]]]]:
-    """(type, field, path) for every field reachable from Query by read fields: the path is
-    the fields from the root to the type ((name, arguments, inline fragment type))."""
+Step = tuple[str, str, str | None]  # field name, its arguments, an inline fragment's type
+
+
+def reachable(schema: Any, allowed: Any = ()) -> list[tuple[str, str, list[Step]]]:
+    """(type, field, path) for every field reachable from Query by read fields, except
+    below the `allowed` ones: the path is the fields from the root to the type."""
     query = schema.query_type
     found = []
     seen: set[str] = set()
-    todo: deque[tuple[Any, list[tuple[str, str, str | None]]]] = deque([(query, [])])
+    todo: deque[tuple[Any, list[Step]]] = deque([(query, [])])
     while todo:
         gql_type, path = todo.popleft()
         if gql_type.name in seen:
@@ -80,6 +87,8 @@ def reachable(schema: Any) -> list[tuple[str, str, list[tuple[str, str, str | No
             if name.startswith("__"):
                 continue
             found.append((gql_type.name, name, path))
+            if f"{gql_type.name}.{name}" in allowed:
+                continue
             named = get_named_type(field.type)
             step = (name, arguments(field))
             if isinstance(named, GraphQLObjectType):
@@ -90,7 +99,7 @@ def reachable(schema: Any) -> list[tuple[str, str, list[tuple[str, str, str | No
     return found
 
 
-def query_for(path: list[tuple[str, str, str | None]], field: str, args: str,
+def query_for(path: list[Step], field: str, args: str,
               leaf: str) -> str:
     text = f"{field}{args}{leaf}"
     for name, step_args, fragment in reversed(path):
@@ -104,7 +113,7 @@ def unplanned() -> dict[str, str]:
     schema = strawberry_schema._schema
     plans = Plans(strawberry_schema)
     missing = {}
-    for type_name, name, path in reachable(schema):
+    for type_name, name, path in reachable(schema, ALLOWED):
         field = schema.type_map[type_name].fields[name]
         query = query_for(path, name, arguments(field),
                           selection(get_named_type(field.type), schema))

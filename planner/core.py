@@ -378,7 +378,7 @@ class Run:
     def arguments(self, field_def: GraphQLField, node: FieldNode) -> dict[str, Any]:
         """A field's arguments as its resolver gets them (by Python name, inputs converted)."""
         definition = field_def.extensions[BACKREF]
-        return convert_arguments(  # type: ignore[no-any-return]
+        return convert_arguments(
             get_argument_values(field_def, node, self.variables), definition.arguments,
             scalar_registry=self.schema.schema_converter.scalar_registry,
             config=self.schema.config,
@@ -1015,7 +1015,7 @@ def leaves(gql_type: Any, optional: bool) -> Callable[[Any], list[Any]]:
     serialize = gql_type.serialize
 
     def serialized(values: Any) -> list[Any]:
-        out = []
+        out: list[Any] = []
         for v in values:
             if v is None:
                 if not optional:
@@ -1044,7 +1044,7 @@ def model_of(gql_type: GraphQLObjectType) -> Any:
 @functools.cache
 def reference_row(model: Any) -> Any:
     """The class of a reference row read whole (a stage)."""
-    return namedtuple(f"{model.__name__}Row", list(attributes(model)))  # type: ignore[misc]
+    return namedtuple(f"{model.__name__}Row", list(attributes(model)))
 
 
 # --- connections ---------------------------------------------------------------------------
@@ -1249,6 +1249,13 @@ class Constant:
         return self.value
 
 
+def by_id(kind: records.Kind, plan: ObjectPlan) -> Callable[[Viewer, Any], Any]:
+    """The statement of the visible records of a kind by id, with `plan`'s columns."""
+    return lambda viewer, ids: records.visible_by_id(
+        kind, viewer, ids, plan.columns, plan.joined(viewer)
+    )
+
+
 @dataclass
 class KindPlans:
     """Records of the kinds an interface or union may be, by (kind, id): each kind read with
@@ -1266,11 +1273,7 @@ class KindPlans:
                 continue
             kind = records.KINDS[object_type.name]
             plan = planner.object_plan(object_type, details, ("id",))
-            plans[object_type.name] = plan, Statements(
-                lambda viewer, ids, kind=kind, plan=plan: records.visible_by_id(
-                    kind, viewer, ids, plan.columns, plan.joined(viewer)
-                )
-            )
+            plans[object_type.name] = plan, Statements(by_id(kind, plan))
         return cls(plans)
 
     async def read(self, run: Run, keys: Any) -> dict[tuple[str, int], Any]:

@@ -34,4 +34,6 @@ class NodeQuery:
     @records_field(
         _nodes, many=True, description="Objects for global ids, in order; null where not visible."
     )
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]: ...
+    async def nodes(  # type: ignore[empty-body]  # a stub: see records_field
+        self, info: Info, ids: list[strawberry.ID]
+    ) -> list[Node | None]: ...

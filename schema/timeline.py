@@ -99,7 +99,7 @@ class TimelineRecord:
         "account's include those of the deals of it the viewer may see. `types` picks kinds.",
     )
     @staticmethod
-    async def timeline(
+    async def timeline(  # type: ignore[empty-body]  # a stub: see paged
         root: strawberry.Parent[Any],
         info: Info,
         first: int | None = None,
@@ -107,4 +107,4 @@ class TimelineRecord:
         last: int | None = None,
         before: str | None = None,
         types: list[TimelineItemType] | None = None,
-    ) -> Connection[TimelineItem]: ...
+    ) -> Connection[TimelineItem]: ...  # a stub: see paged

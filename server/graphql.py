@@ -152,9 +152,17 @@ class PlannedExecution(SchemaExtension):
             and ctx.context.live is None and ctx.operation_type is OperationType.QUERY
             and ctx.graphql_document is not None and ctx.query is not None
         ):
-            planned = ctx.context.planned if ctx.context.planner_tried else await plans.execute(
-                ctx.query, ctx.graphql_document, ctx.operation_name, ctx.variables, ctx.context
-            )
+            try:
+                planned = ctx.context.planned if ctx.context.planner_tried else (
+                    await plans.execute(ctx.query, ctx.graphql_document, ctx.operation_name,
+                                        ctx.variables, ctx.context))
+            except Exception as error:  # the database away or busy (Plans.execute): answered
+                # as graphql-core answers it, an error for ErrorShaping to turn into a 503
+                ctx.result = ExecutionResult(
+                    data=None, errors=[GraphQLError(str(error), original_error=error)]
+                )
+                yield
+                return
             if planned is not None and plans.mode == "on":
                 ctx.result = ExecutionResult(data=planned, errors=None)
         yield

@@ -256,8 +256,8 @@ async def test_a_read_that_meets_a_dead_connection_is_retried_once(
     assert all(0 <= line["duration_ms"] < 60_000 for line in access), access
 
 
-async def test_a_query_resolved_field_by_field_that_meets_a_dead_connection_is_retried(
-    client_for, team, engine, caplog
+async def test_a_query_that_meets_a_dead_connection_is_retried(
+    client_for, team, engine, caplog, settings
 ):
     # given: the connection dies under the first statement that reads the sales stages
     client = await client_for(team["rep"])
@@ -280,7 +280,8 @@ async def test_a_query_resolved_field_by_field_that_meets_a_dead_connection_is_r
     assert response.status_code == 200, response.text
     assert "errors" not in response.json(), response.text
     assert response.json()["data"]["salesStages"]
-    assert len(attempts) == 2
+    # the failed read, then the retry's (in verify mode both the plan and graphql-core read)
+    assert len(attempts) == 1 + (2 if settings.planner == "verify" else 1)
     assert len([r for r in caplog.records if "retrying once" in r.getMessage()]) == 1
     assert not [r for r in caplog.records if r.exc_info], caplog.text
 

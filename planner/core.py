@@ -64,6 +64,7 @@ from resolvers import raw, records
 from resolvers.dberrors import classify
 from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
+from resolvers.kinds import KINDS
 from resolvers.loaders import LINES, QUOTES, Children
 from resolvers.pagination import Page, PageQuery
 from resolvers.permissions import Viewer
@@ -89,7 +90,7 @@ class Fallback(Exception):
 
 # GraphQL type → the model whose rows it is built from.
 MODELS: dict[str, Any] = {
-    **{name: kind.model for name, kind in records.KINDS.items()},
+    **{name: kind.model for name, kind in KINDS.items()},
     "QuoteLine": models.QuoteLine,
     "SalesStage": models.SalesStage,
 }
@@ -509,7 +510,7 @@ class Planner:
     ) -> Emit:
         target_name, fk = TO_ONE[(plan.type_name, name)]
         gql_type, optional = nullable(field_def.type)
-        kind = records.KINDS[target_name]
+        kind = KINDS[target_name]
         plan.need(fk)
         target = self.object_plan(gql_type, details, ("id",), finish=False)
         if plan.can_join and target.flat and target.model is not plan.model and all(

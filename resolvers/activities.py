@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Activity, ActivityLink, Comment
@@ -25,27 +25,14 @@ from models.dealroom import ACTIVITY_TYPES
 from resolvers import links
 from resolvers.errors import ErrorCode
 from resolvers.ids import from_global_id, pk_of
-from resolvers.permissions import Viewer, readable
+from resolvers.kinds import ENTITY_OF_TYPE, KINDS
+from resolvers.permissions import Viewer
 from resolvers.validation import Checker
 
 STATUSES = ("PLANNED", "COMPLETED", "CANCELLED")
 MAX_RELATED = 50
 BODY_LIMIT = 10_000
 COMMENT_LIMIT = 10_000
-
-
-def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    """The one visibility rule of activities, for every path (lists, node, counts)."""
-    return [
-        Activity.deleted_at.is_(None),
-        or_(
-            readable(Activity.assigned_to_id, viewer),
-            exists().where(
-                ActivityLink.activity_id == Activity.id,
-                links.names_visible(ActivityLink.entity, ActivityLink.record_id, viewer),
-            ),
-        ),
-    ]
 
 
 def on_record(entity: str, status: str | None = None) -> list[ColumnElement[bool]]:
@@ -71,7 +58,7 @@ def filter_conditions(
         where.append(Activity.type.in_(types))
     if related_to is not None:
         decoded = from_global_id(related_to)
-        entity = links.ENTITY_OF_TYPE.get(decoded[0], "") if decoded else ""
+        entity = ENTITY_OF_TYPE.get(decoded[0], "") if decoded else ""
         pk = decoded[1] if decoded else -1
         where.append(Activity.id.in_(
             select(ActivityLink.activity_id).where(
@@ -79,13 +66,6 @@ def filter_conditions(
             )
         ))
     return where
-
-
-def comment_visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    return [
-        Comment.deleted_at.is_(None),
-        links.names_visible(Comment.entity, Comment.record_id, viewer),
-    ]
 
 
 def comments_on_record(entity: str) -> list[ColumnElement[bool]]:
@@ -306,7 +286,7 @@ async def _comment(c: Checker, global_id: str | None, field: str) -> Comment | N
     if pk is not None:
         stmt = (
             select(Comment)
-            .where(Comment.id == pk, *comment_visible_conditions(c.viewer))
+            .where(Comment.id == pk, *KINDS["Comment"].visible(c.viewer))
             .with_for_update()
             .execution_options(populate_existing=True)
         )

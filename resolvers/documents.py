@@ -13,7 +13,7 @@ import re
 import unicodedata
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Document, DocumentLink
@@ -22,6 +22,7 @@ from resolvers import links
 from resolvers.errors import ErrorCode
 from resolvers.filestore import FileStore, Spool
 from resolvers.ids import pk_of
+from resolvers.kinds import KINDS
 from resolvers.permissions import Viewer
 from resolvers.validation import Checker
 
@@ -39,16 +40,6 @@ class Upload(Protocol):
     filename: str | None
     content_type: str | None
     file: BinaryIO
-
-
-def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    return [
-        Document.deleted_at.is_(None),
-        exists().where(
-            DocumentLink.document_id == Document.id,
-            links.names_visible(DocumentLink.entity, DocumentLink.record_id, viewer),
-        ),
-    ]
 
 
 def on_record(entity: str) -> list[ColumnElement[bool]]:
@@ -207,5 +198,5 @@ async def get_document(session: AsyncSession, viewer: Viewer, global_id: str) ->
     pk = pk_of(global_id, "Document")
     if pk is None:
         return None
-    stmt = select(Document).where(Document.id == pk, *visible_conditions(viewer))
+    stmt = select(Document).where(Document.id == pk, *KINDS["Document"].visible(viewer))
     return (await session.scalars(stmt)).first()

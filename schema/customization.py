@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 import models
 from resolvers import customization as rules
 from resolvers import layout as layouts
+from resolvers.kinds import ENTITY_OF_TYPE
 from schema.common import related
 from schema.context import Info
 from schema.user import User
@@ -64,7 +65,7 @@ class Customizable:
     @strawberry.field(description="The active custom fields, in order; value null when unset.")
     @staticmethod
     async def custom_fields(root: strawberry.Parent[Any], info: Info) -> list[CustomFieldValue]:
-        entity = rules.ENTITY_OF_TYPE[type(root).__name__]
+        entity = ENTITY_OF_TYPE[type(root).__name__]
         defs = await info.context.loaders.custom_definitions.load(entity)
         return rules.values(defs, root.custom_fields)  # type: ignore[return-value]
 
@@ -73,7 +74,7 @@ class Customizable:
     async def custom_field(
         root: strawberry.Parent[Any], info: Info, key: str
     ) -> CustomFieldValue | None:
-        entity = rules.ENTITY_OF_TYPE[type(root).__name__]
+        entity = ENTITY_OF_TYPE[type(root).__name__]
         defs = await info.context.loaders.custom_definitions.load(entity)
         found = [v for v in rules.values(defs, root.custom_fields) if v.key == key]
         return found[0] if found else None  # type: ignore[return-value]

@@ -14,6 +14,7 @@ import strawberry
 import models
 from resolvers import activities, documents, links
 from resolvers.ids import to_global_id
+from resolvers.kinds import TYPE_OF_ENTITY
 from resolvers.pagination import PageArgs
 from schema.common import RecordOrder, list_filter, related, root_list
 from schema.context import Info
@@ -40,7 +41,7 @@ async def _records(info: Info, keys: Sequence[links.Key]) -> list[Any]:
     """The linked records the viewer may see: opportunities, accounts, contacts, then leads,
     each oldest first (batched per type)."""
     found = await asyncio.gather(
-        *(related(info, links.TYPE_OF_ENTITY[entity], pk) for entity, pk in links.ordered(keys))
+        *(related(info, TYPE_OF_ENTITY[entity], pk) for entity, pk in links.ordered(keys))
     )
     return [r for r in found if r is not None]
 
@@ -135,7 +136,7 @@ class Comment(Node):
     @strawberry.field(description="The record it is on.")
     @staticmethod
     async def record(root: strawberry.Parent[models.Comment], info: Info) -> Node | None:
-        type_name = links.TYPE_OF_ENTITY[root.entity]
+        type_name = TYPE_OF_ENTITY[root.entity]
         return await related(info, type_name, root.record_id)  # type: ignore[no-any-return]
 
 

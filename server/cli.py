@@ -149,7 +149,7 @@ def tokens_create(username: str, database_url: DatabaseUrl = None) -> None:
 
 def load_demo(settings: Settings, opportunities: int, seed: int) -> str:
     """Fill the database with deterministic demo data; returns the admin username."""
-    from resolvers.demo import generate
+    from demo.data import generate
 
     async def main() -> str:
         engine = create_engine(settings)

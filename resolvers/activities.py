@@ -3,9 +3,10 @@
 An activity relates to one or more opportunities, accounts, contacts or leads. It is visible
 to whoever may read its assignee's records (the assignee, their managers, admins; everyone
 under PUBLIC sharing) and through any record it relates to that is visible (and not
-deleted). Creating one takes edit rights on every record it relates to; changing,
-completing or deleting it takes edit rights on its assignee's records (the assignee and
-their managers, as in vtiger's Calendar) or on one of its records.
+deleted): the rule is in resolvers/kinds.py. Creating one takes edit rights on every
+record it relates to; changing, completing or deleting it takes edit rights on its
+assignee's records (the assignee and their managers, as in vtiger's Calendar) or on one of
+its records.
 A comment sits on one record and is visible with it; writing one takes edit rights on the
 record, changing its text is for its author alone, deleting it for its author or an admin.
 """

@@ -1,7 +1,8 @@
 """Documents (vtiger's Documents related list): files uploaded onto opportunities, accounts,
 contacts and leads, linked to several records, unlinked, deleted to the recycle bin.
 
-A document is visible when any record it is linked to is visible and not deleted; changing
+A document is visible when any record it is linked to is visible and not deleted (the rule
+is in resolvers/kinds.py); changing
 it (links, deletion) takes edit rights on one of those records, and linking it to another
 record edit rights on that record too. The bytes live in the FileStore, by SHA-256.
 """

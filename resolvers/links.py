@@ -1,11 +1,11 @@
 """The records that documents, activities and comments hang on: opportunities, accounts,
 contacts and leads, named in the link tables by an entity code and a primary key.
 
-The deal room's visibility rule lives here: a document or an activity is visible when any
-record it is linked to is visible (and not deleted); a comment when its record is (an
-activity is also visible through its assignee: resolvers/activities.py). So is its editing
-rule: changing or deleting one takes edit rights on a record it is linked to, or, for one
-that has an owner (an activity's assignee), edit rights on its owner's records.
+The deal room's editing rule lives here: changing or deleting a document or an activity
+takes edit rights on a record it is linked to, or, for one that has an owner (an activity's
+assignee), edit rights on its owner's records. Its visibility rule (visible through any
+visible record it is linked to; an activity through its assignee too) is in
+resolvers/kinds.py, with every kind's.
 """
 
 from __future__ import annotations
@@ -16,13 +16,7 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import (
-    Activity,
-    ActivityLink,
-    Comment,
-    Document,
-    DocumentLink,
-)
+from models import Activity, ActivityLink, Comment, Document, DocumentLink
 from resolvers.errors import ErrorCode
 from resolvers.ids import from_global_id, pk_of
 from resolvers.kinds import ENTITY_OF_TYPE, KINDS, LINKED

@@ -62,6 +62,7 @@ from resolvers import raw, records
 from resolvers.dberrors import classify
 from resolvers.errors import RequestError
 from resolvers.ids import to_global_id
+from resolvers.kinds import KINDS, Kind
 from resolvers.loaders import Children
 from resolvers.pagination import ManyPageQuery, Page, PageQuery, many_counts, many_page_query
 from resolvers.permissions import Viewer
@@ -631,7 +632,7 @@ class Planner:
         decl: ToOne,
     ) -> Emit:
         gql_type, optional = nullable(field_def.type)
-        kind, fk = records.KINDS[decl.kind], decl.fk
+        kind, fk = KINDS[decl.kind], decl.fk
         plan.need(fk)
         target = self.object_plan(gql_type, details, ("id",), finish=False)
         if plan.can_join and target.flat and target.model is not plan.model and all(
@@ -945,7 +946,7 @@ class Planner:
         if len(shape.node_plans) > 1:
             raise Unsupported("a nested connection's nodes selected twice")
         plan.need("id")
-        kind = records.KINDS[decl.kind]
+        kind = KINDS[decl.kind]
         node_plan = shape.node_plans[0] if shape.node_plans else ObjectPlan(
             "", kind.model, ["id"]).finish()
         node = details[0].node
@@ -1156,7 +1157,7 @@ class ConnectionPlan:
         shape = self.shape
         # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
         plan = (shape.node_plans or [
-            ObjectPlan("", records.KINDS[self.listing.kind].model).finish()])[0]
+            ObjectPlan("", KINDS[self.listing.kind].model).finish()])[0]
         key = (viewer_key(run.context.viewer), run.dialect,
                repr(get_argument_values(self.field_def, self.node, run.variables)))
         found = self.pages.get(key)
@@ -1249,7 +1250,7 @@ class Constant:
         return self.value
 
 
-def by_id(kind: records.Kind, plan: ObjectPlan) -> Callable[[Viewer, Any], Any]:
+def by_id(kind: Kind, plan: ObjectPlan) -> Callable[[Viewer, Any], Any]:
     """The statement of the visible records of a kind by id, with `plan`'s columns."""
     return lambda viewer, ids: records.visible_by_id(
         kind, viewer, ids, plan.columns, plan.joined(viewer)
@@ -1269,9 +1270,9 @@ class KindPlans:
         possible = [gql_type] if isinstance(gql_type, GraphQLObjectType) else (
             planner.schema.get_possible_types(gql_type))
         for object_type in possible:
-            if object_type.name not in records.KINDS:
+            if object_type.name not in KINDS:
                 continue
-            kind = records.KINDS[object_type.name]
+            kind = KINDS[object_type.name]
             plan = planner.object_plan(object_type, details, ("id",))
             plans[object_type.name] = plan, Statements(by_id(kind, plan))
         return cls(plans)

@@ -3,9 +3,10 @@
 An activity relates to one or more opportunities, accounts, contacts or leads. It is visible
 to whoever may read its assignee's records (the assignee, their managers, admins; everyone
 under PUBLIC sharing) and through any record it relates to that is visible (and not
-deleted). Creating one takes edit rights on every record it relates to; changing,
-completing or deleting it takes edit rights on its assignee's records (the assignee and
-their managers, as in vtiger's Calendar) or on one of its records.
+deleted): the rule is in resolvers/kinds.py. Creating one takes edit rights on every
+record it relates to; changing, completing or deleting it takes edit rights on its
+assignee's records (the assignee and their managers, as in vtiger's Calendar) or on one of
+its records.
 A comment sits on one record and is visible with it; writing one takes edit rights on the
 record, changing its text is for its author alone, deleting it for its author or an admin.
 """
@@ -16,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Activity, ActivityLink, Comment
@@ -25,27 +26,14 @@ from models.dealroom import ACTIVITY_TYPES
 from resolvers import links
 from resolvers.errors import ErrorCode
 from resolvers.ids import from_global_id, pk_of
-from resolvers.permissions import Viewer, readable
+from resolvers.kinds import ENTITY_OF_TYPE, KINDS
+from resolvers.permissions import Viewer
 from resolvers.validation import Checker
 
 STATUSES = ("PLANNED", "COMPLETED", "CANCELLED")
 MAX_RELATED = 50
 BODY_LIMIT = 10_000
 COMMENT_LIMIT = 10_000
-
-
-def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    """The one visibility rule of activities, for every path (lists, node, counts)."""
-    return [
-        Activity.deleted_at.is_(None),
-        or_(
-            readable(Activity.assigned_to_id, viewer),
-            exists().where(
-                ActivityLink.activity_id == Activity.id,
-                links.names_visible(ActivityLink.entity, ActivityLink.record_id, viewer),
-            ),
-        ),
-    ]
 
 
 def on_record(entity: str, status: str | None = None) -> list[ColumnElement[bool]]:
@@ -71,7 +59,7 @@ def filter_conditions(
         where.append(Activity.type.in_(types))
     if related_to is not None:
         decoded = from_global_id(related_to)
-        entity = links.ENTITY_OF_TYPE.get(decoded[0], "") if decoded else ""
+        entity = ENTITY_OF_TYPE.get(decoded[0], "") if decoded else ""
         pk = decoded[1] if decoded else -1
         where.append(Activity.id.in_(
             select(ActivityLink.activity_id).where(
@@ -79,13 +67,6 @@ def filter_conditions(
             )
         ))
     return where
-
-
-def comment_visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    return [
-        Comment.deleted_at.is_(None),
-        links.names_visible(Comment.entity, Comment.record_id, viewer),
-    ]
 
 
 def comments_on_record(entity: str) -> list[ColumnElement[bool]]:
@@ -306,7 +287,7 @@ async def _comment(c: Checker, global_id: str | None, field: str) -> Comment | N
     if pk is not None:
         stmt = (
             select(Comment)
-            .where(Comment.id == pk, *comment_visible_conditions(c.viewer))
+            .where(Comment.id == pk, *KINDS["Comment"].visible(c.viewer))
             .with_for_update()
             .execution_options(populate_existing=True)
         )

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import ConfigurationChange
 from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import Viewer
+from resolvers.records import list_query
 
 
 def record_change(
@@ -39,8 +40,6 @@ async def configuration_changes(
     max_size: int,
 ) -> Page[ConfigurationChange]:
     """A page of the audit, newest first (admin only)."""
-    from resolvers.records import list_query  # records imports the modules that audit
-
     viewer.require_admin()
     conditions = [] if kind is None else [ConfigurationChange.kind == kind]
     return await list_query(

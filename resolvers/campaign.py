@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Campaign, Currency, Opportunity, SalesStage
-from resolvers import opportunity
+from resolvers.kinds import owned
 from resolvers.money import HUNDRED, cents
 from resolvers.permissions import Viewer
 
@@ -39,7 +39,7 @@ async def campaign_stats(
         )
         .join(SalesStage, SalesStage.key == Opportunity.sales_stage)
         .join(Currency, Currency.code == Opportunity.currency)
-        .where(Opportunity.campaign_id.in_(campaign_ids), *opportunity.visible_conditions(viewer))
+        .where(Opportunity.campaign_id.in_(campaign_ids), *owned(Opportunity, viewer))
         .group_by(Opportunity.campaign_id)
     )
     return {

@@ -20,22 +20,18 @@ from sqlalchemy import ColumnElement, case, false, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Account, Contact, CustomFieldDefinition, Lead, Opportunity
+from models import CustomFieldDefinition
 from models.base import utcnow
 from models.customization import FIELD_TYPES
 from resolvers.audit import record_change
 from resolvers.cache import cached, forget
 from resolvers.dates import EARLIEST, LATEST, in_range
 from resolvers.errors import ErrorCode, FieldError, RequestError, ValidationFailed
+from resolvers.kinds import LINKED
 from resolvers.permissions import Viewer
 from resolvers.text import escape_like
 from resolvers.validation import EMAIL, Checker
 
-MODELS: dict[str, Any] = {
-    "OPPORTUNITY": Opportunity, "ACCOUNT": Account, "CONTACT": Contact, "LEAD": Lead,
-}
-ENTITY_OF_TYPE = {"Opportunity": "OPPORTUNITY", "Account": "ACCOUNT", "Contact": "CONTACT",
-                  "Lead": "LEAD"}
 KEY = re.compile(r"^cf_[a-z0-9]+(_[a-z0-9]+)*$")
 NUMERIC = ("INTEGER", "DECIMAL", "CURRENCY", "PERCENT")
 TEXTUAL = ("TEXT", "TEXTAREA", "EMAIL", "URL", "PHONE", "PICKLIST")
@@ -440,7 +436,7 @@ async def filter_conditions(
     session: AsyncSession, entity: str, filters: Sequence[CustomFilter]
 ) -> list[ColumnElement[bool]]:
     """SQL conditions for custom-field filters (JSON operators on both databases)."""
-    column = MODELS[entity].custom_fields
+    column = LINKED[entity].custom_fields
     conditions: list[ColumnElement[bool]] = []
     for f in filters:
         d = await definition(session, entity, f.key)
@@ -479,7 +475,7 @@ async def sort_expression(session: AsyncSession, entity: str, key: str) -> Any:
     d = await definition(session, entity, key)
     if d is None:
         raise RequestError(f"No custom field {key!r} on {entity.lower()} to order by.")
-    typed = _typed(MODELS[entity].custom_fields, d)
+    typed = _typed(LINKED[entity].custom_fields, d)
     if d.type in NUMERIC:
         return func.coalesce(typed, literal(NUMERIC_UNSET))
     if d.type == "BOOLEAN":

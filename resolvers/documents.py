@@ -1,7 +1,8 @@
 """Documents (vtiger's Documents related list): files uploaded onto opportunities, accounts,
 contacts and leads, linked to several records, unlinked, deleted to the recycle bin.
 
-A document is visible when any record it is linked to is visible and not deleted; changing
+A document is visible when any record it is linked to is visible and not deleted (the rule
+is in resolvers/kinds.py); changing
 it (links, deletion) takes edit rights on one of those records, and linking it to another
 record edit rights on that record too. The bytes live in the FileStore, by SHA-256.
 """
@@ -13,7 +14,7 @@ import re
 import unicodedata
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Document, DocumentLink
@@ -22,6 +23,7 @@ from resolvers import links
 from resolvers.errors import ErrorCode
 from resolvers.filestore import FileStore, Spool
 from resolvers.ids import pk_of
+from resolvers.kinds import KINDS
 from resolvers.permissions import Viewer
 from resolvers.validation import Checker
 
@@ -39,16 +41,6 @@ class Upload(Protocol):
     filename: str | None
     content_type: str | None
     file: BinaryIO
-
-
-def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    return [
-        Document.deleted_at.is_(None),
-        exists().where(
-            DocumentLink.document_id == Document.id,
-            links.names_visible(DocumentLink.entity, DocumentLink.record_id, viewer),
-        ),
-    ]
 
 
 def on_record(entity: str) -> list[ColumnElement[bool]]:
@@ -207,5 +199,5 @@ async def get_document(session: AsyncSession, viewer: Viewer, global_id: str) ->
     pk = pk_of(global_id, "Document")
     if pk is None:
         return None
-    stmt = select(Document).where(Document.id == pk, *visible_conditions(viewer))
+    stmt = select(Document).where(Document.id == pk, *KINDS["Document"].visible(viewer))
     return (await session.scalars(stmt)).first()

@@ -15,8 +15,9 @@ from models.base import utcnow
 from resolvers import layout
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of
+from resolvers.kinds import KINDS
 from resolvers.numbering import next_number
-from resolvers.permissions import Viewer, readable
+from resolvers.permissions import Viewer
 from resolvers.validation import EMAIL, Checker, refuse_unknown_keys
 
 
@@ -181,10 +182,8 @@ async def load_record_for_edit(
     pk = pk_of(global_id, type_name)
     record = None
     if pk is not None:
-        where = [model.id == pk, model.deleted_at.is_(None)]
-        if type_name in ("Account", "Contact", "Lead"):
-            where.append(readable(model.assigned_to_id, viewer))
-        stmt = select(model).where(*where).with_for_update()
+        stmt = select(model).where(model.id == pk, *KINDS[type_name].visible(viewer))
+        stmt = stmt.with_for_update()
         record = (await session.scalars(stmt)).first()
     if record is None:
         c.fail(field, f"No {type_name.lower()} with id {global_id!r}.", ErrorCode.NOT_FOUND)

@@ -34,9 +34,9 @@ from resolvers.csv_fields import COLUMNS
 from resolvers.dates import in_range
 from resolvers.errors import RequestError
 from resolvers.ids import pk_of
-from resolvers.opportunity import OpportunityFilter, conditions_for, visible_conditions
+from resolvers.kinds import KINDS, owned
+from resolvers.opportunity import OpportunityFilter, conditions_for
 from resolvers.permissions import Viewer
-from resolvers.records import KINDS
 
 BATCH_SIZE = 1000  # opportunities per query; memory stays bounded by one batch
 CHUNK_SIZE = 64 * 1024  # characters of CSV text per chunk handed to the transport
@@ -184,7 +184,7 @@ async def export_rows(
     their references with one query per relation per batch, so memory stays constant.
     A bad filter raises RequestError before the header is yielded."""
     definitions = await customization.definitions(session, "OPPORTUNITY")
-    where = [*visible_conditions(viewer), *await conditions_for(session, filter)]
+    where = [*owned(Opportunity, viewer), *await conditions_for(session, filter)]
     yield header(definitions, labels)
     last_id: int | None = None
     while True:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Budget, Currency, Opportunity, SalesStage, User
 from resolvers import opportunity
 from resolvers.errors import RequestError
+from resolvers.kinds import owned
 from resolvers.money import cents
 from resolvers.permissions import Viewer, subordinates
 
@@ -161,7 +162,7 @@ async def forecast(
         )
         .join(SalesStage, SalesStage.key == Opportunity.sales_stage)
         .where(
-            *opportunity.visible_conditions(viewer),
+            *owned(Opportunity, viewer),
             *(await opportunity.conditions_for(session, filter)),
         )
         .group_by(*groups.values(), Opportunity.currency)

@@ -13,7 +13,8 @@ from models.base import utcnow
 from resolvers import customization, editing, links, opportunity
 from resolvers.errors import ErrorCode, FieldError, ValidationFailed
 from resolvers.ids import to_global_id
-from resolvers.permissions import Viewer, readable
+from resolvers.kinds import owned
+from resolvers.permissions import Viewer
 from resolvers.validation import Checker
 
 
@@ -37,8 +38,7 @@ async def _reusable_account(session: AsyncSession, viewer: Viewer, name: str) ->
     stmt = (
         select(Account)
         .where(
-            func.lower(Account.name) == name.lower(), Account.deleted_at.is_(None),
-            readable(Account.assigned_to_id, viewer),
+            func.lower(Account.name) == name.lower(), *owned(Account, viewer),
         )
         .order_by(Account.created_at, Account.id)
         .limit(1)

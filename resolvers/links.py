@@ -1,11 +1,11 @@
 """The records that documents, activities and comments hang on: opportunities, accounts,
 contacts and leads, named in the link tables by an entity code and a primary key.
 
-The deal room's visibility rule lives here: a document or an activity is visible when any
-record it is linked to is visible (and not deleted); a comment when its record is (an
-activity is also visible through its assignee: resolvers/activities.py). So is its editing
-rule: changing or deleting one takes edit rights on a record it is linked to, or, for one
-that has an owner (an activity's assignee), edit rights on its owner's records.
+The deal room's editing rule lives here: changing or deleting a document or an activity
+takes edit rights on a record it is linked to, or, for one that has an owner (an activity's
+assignee), edit rights on its owner's records. Its visibility rule (visible through any
+visible record it is linked to; an activity through its assignee too) is in
+resolvers/kinds.py, with every kind's.
 """
 
 from __future__ import annotations
@@ -13,39 +13,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import (
-    Account,
-    Activity,
-    ActivityLink,
-    Comment,
-    Contact,
-    Document,
-    DocumentLink,
-    Lead,
-    Opportunity,
-)
+from models import Activity, ActivityLink, Comment, Document, DocumentLink
 from resolvers.errors import ErrorCode
 from resolvers.ids import from_global_id, pk_of
-from resolvers.permissions import Viewer, readable
+from resolvers.kinds import ENTITY_OF_TYPE, KINDS, LINKED
+from resolvers.permissions import Viewer
 from resolvers.tx import assign_ids
 from resolvers.validation import Checker, FieldPath
 
-ENTITY_OF_TYPE = {
-    "Opportunity": "OPPORTUNITY", "Account": "ACCOUNT", "Contact": "CONTACT", "Lead": "LEAD",
-}
-TYPE_OF_ENTITY = {entity: type_name for type_name, entity in ENTITY_OF_TYPE.items()}
-MODELS: dict[str, Any] = {
-    "OPPORTUNITY": Opportunity, "ACCOUNT": Account, "CONTACT": Contact, "LEAD": Lead,
-}
 Key = tuple[str, int]  # (entity, record id)
 
 
 def ordered(keys: Iterable[Key]) -> list[Key]:
     """Opportunities, accounts, contacts, then leads; each by id."""
-    rank = {entity: i for i, entity in enumerate(MODELS)}
+    rank = {entity: i for i, entity in enumerate(LINKED)}
     return sorted(keys, key=lambda key: (rank[key[0]], key[1]))
 
 
@@ -59,23 +43,6 @@ def key_of(record: Any) -> Key:
     return entity_of(record), record.id
 
 
-def _visible_record(entity: str, viewer: Viewer) -> list[ColumnElement[bool]]:
-    model = MODELS[entity]
-    return [model.deleted_at.is_(None), readable(model.assigned_to_id, viewer)]
-
-
-def names_visible(entity_column: Any, record_column: Any, viewer: Viewer) -> ColumnElement[bool]:
-    """SQL: the (entity, record id) pair in these columns names a record the viewer may see."""
-    return or_(
-        *(
-            and_(entity_column == entity, record_column.in_(
-                select(model.id).where(*_visible_record(entity, viewer))
-            ))
-            for entity, model in MODELS.items()
-        )
-    )
-
-
 def may_edit(viewer: Viewer, record: Any) -> bool:
     return record.deleted_at is None and viewer.can_edit_owner(record.assigned_to_id)
 
@@ -87,7 +54,7 @@ async def load_records(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, 
         wanted.setdefault(entity, set()).add(pk)
     found: dict[Key, Any] = {}
     for entity, pks in wanted.items():
-        model = MODELS[entity]
+        model = LINKED[entity]
         for record in (await session.scalars(select(model).where(model.id.in_(pks)))).all():
             found[(entity, record.id)] = record
     return found
@@ -144,8 +111,6 @@ async def load_for_edit(
     and change (PERMISSION_DENIED otherwise), locked; None after a failure noted in `c`.
     The viewer may change it when they may edit its owner's records (an activity's
     assignee and their managers) or a record it is linked to."""
-    from resolvers.records import KINDS  # records imports the deal room modules
-
     kind = KINDS[type_name]
     pk = pk_of(global_id, type_name)
     row = None

@@ -24,9 +24,10 @@ from models import (
     SalesStage,
     StageChange,
 )
+from resolvers.kinds import KINDS
 from resolvers.pagination import Page, PageArgs, outer_joined, paginate_many
 from resolvers.permissions import Viewer
-from resolvers.records import KINDS, sort_keys, visible_by_id
+from resolvers.records import sort_keys, visible_by_id
 
 
 @dataclass(frozen=True)

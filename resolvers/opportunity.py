@@ -10,13 +10,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
-    Numeric,
     and_,
     delete,
-    func,
     not_,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +24,6 @@ from models import (
     Lead,
     Opportunity,
     OpportunityContact,
-    OpportunityOwnerCount,
     Quote,
     QuoteLine,
     SalesStage,
@@ -41,24 +37,13 @@ from resolvers.audit import record_change
 from resolvers.dates import local_date, today
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of, to_global_id
+from resolvers.kinds import owned
 from resolvers.numbering import next_number
 from resolvers.pagination import PageArgs, PageQuery, SortKey, page_query
 from resolvers.permissions import Viewer, readable
 from resolvers.picklist import CLOSED_PROBABILITY
 from resolvers.text import contains
 from resolvers.validation import Checker, refuse_unknown_keys
-
-ORDER_FIELDS: dict[str, Any] = {
-    "NAME": Opportunity.name,
-    "AMOUNT": Opportunity.amount,
-    "EXPECTED_CLOSE_DATE": Opportunity.expected_close_date,
-    "PROBABILITY": Opportunity.probability,
-    # Same order as amount × probability / 100, without a division in SQL.
-    # Typed as an unbounded NUMERIC: as Percent (5, 2), a cursor value ≥ 1000 overflows.
-    "WEIGHTED_AMOUNT": type_coerce(Opportunity.amount * Opportunity.probability, Numeric()),
-    "CREATED_AT": Opportunity.created_at,
-    "UPDATED_AT": Opportunity.updated_at,
-}
 
 
 @dataclass(frozen=True)
@@ -207,10 +192,6 @@ async def deal_list(
     return DealList(await conditions_for(session, f), order, await custom_sorts(session, order), f)
 
 
-def visible_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
-    return [Opportunity.deleted_at.is_(None), readable(Opportunity.assigned_to_id, viewer)]
-
-
 def in_bin_conditions(viewer: Viewer) -> list[ColumnElement[bool]]:
     """The recycle bin: deleted deals the viewer could see before deletion (the same sharing
     rule as for live ones)."""
@@ -224,14 +205,6 @@ def recycle_bin(
     return page_query(
         Opportunity, in_bin_conditions(viewer), [SortKey(Opportunity.deleted_at, True)],
         "RecycleBin:deletedAt-", args, default_size, max_size,
-    )
-
-
-def visible_total(viewer: Viewer) -> Any:
-    """How many deals the viewer may see (visible_conditions), from the per-owner counts the
-    database keeps (models.OpportunityOwnerCount): one row per owner, not one per deal."""
-    return select(func.coalesce(func.sum(OpportunityOwnerCount.live), 0)).where(
-        readable(OpportunityOwnerCount.owner_id, viewer)
     )
 
 
@@ -274,11 +247,10 @@ async def load_for_edit(
     pk = pk_of(global_id, "Opportunity")
     opp = None
     if pk is not None:
-        in_bin = Opportunity.deleted_at.is_not(None)
-        bin_state = in_bin if deleted else Opportunity.deleted_at.is_(None)
+        state = in_bin_conditions(viewer) if deleted else owned(Opportunity, viewer)
         stmt = (
             select(Opportunity)
-            .where(Opportunity.id == pk, bin_state, readable(Opportunity.assigned_to_id, viewer))
+            .where(Opportunity.id == pk, *state)
             .with_for_update()
             .execution_options(populate_existing=True)
         )

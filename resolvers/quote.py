@@ -15,6 +15,7 @@ from models.base import utcnow
 from resolvers import opportunity
 from resolvers.errors import ErrorCode
 from resolvers.ids import pk_of, to_global_id
+from resolvers.kinds import KINDS
 from resolvers.money import HUNDRED, ZERO, cents
 from resolvers.numbering import next_number
 from resolvers.opportunity import touch
@@ -141,11 +142,9 @@ async def _quote_for_edit(
     # A quote never moves to another deal, so its deal can be found before the lock.
     deal_id = None
     if pk is not None:
-        visible_deals = select(Opportunity.id).where(*opportunity.visible_conditions(viewer))
         deal_id = await session.scalar(
             select(Quote.opportunity_id).where(
-                Quote.id == pk, Quote.deleted_at.is_(None),
-                Quote.opportunity_id.in_(visible_deals),
+                Quote.id == pk, *KINDS["Quote"].visible(viewer),
             )
         )
     opp: Opportunity | None = None

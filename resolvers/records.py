@@ -1,122 +1,19 @@
-"""Visibility, lookup by id and the paged lists of every entity type."""
+"""Lookup by id and the paged lists of every entity type (the kinds: resolvers/kinds.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import (
-    Account,
-    Activity,
-    Budget,
-    Campaign,
-    Comment,
-    ConfigurationChange,
-    Contact,
-    Document,
-    ImportJob,
-    Lead,
-    Opportunity,
-    Product,
-    Quote,
-    User,
-)
-from resolvers import activities, documents, opportunity
 from resolvers.ids import from_global_id, pk_of
+from resolvers.kinds import KINDS, Kind
 from resolvers.pagination import PageArgs, PageQuery, SortKey, outer_joined, page_query
-from resolvers.permissions import Viewer, readable
+from resolvers.permissions import Viewer
 from resolvers.text import contains
-
-
-def _owned(model: Any) -> Callable[[Viewer], list[ColumnElement[bool]]]:
-    return lambda viewer: [model.deleted_at.is_(None), readable(model.assigned_to_id, viewer)]
-
-
-def _quotes(viewer: Viewer) -> list[ColumnElement[bool]]:
-    visible_deals = select(Opportunity.id).where(*opportunity.visible_conditions(viewer))
-    return [Quote.deleted_at.is_(None), Quote.opportunity_id.in_(visible_deals)]
-
-
-@dataclass(frozen=True)
-class Kind:
-    """How one entity type is found, shown and listed."""
-
-    model: Any
-    visible: Callable[[Viewer], list[ColumnElement[bool]]]
-    search: tuple[Any, ...]
-    order: dict[str, Any] = field(default_factory=dict)
-    owner: Any = None
-    # The number of all the records the viewer may see, when cheaper than counting them.
-    total: Callable[[Viewer], Any] | None = None
-
-
-KINDS: dict[str, Kind] = {
-    "Opportunity": Kind(
-        Opportunity, opportunity.visible_conditions, (Opportunity.name, Opportunity.number),
-        opportunity.ORDER_FIELDS, Opportunity.assigned_to_id, opportunity.visible_total,
-    ),
-    "Account": Kind(
-        Account, _owned(Account), (Account.name, Account.number, Account.city),
-        {"NAME": Account.name}, Account.assigned_to_id,
-    ),
-    "Contact": Kind(
-        Contact, _owned(Contact),
-        (Contact.first_name, Contact.last_name, Contact.email, Contact.number),
-        {"NAME": Contact.last_name}, Contact.assigned_to_id,
-    ),
-    "Lead": Kind(
-        Lead, _owned(Lead),
-        (Lead.first_name, Lead.last_name, Lead.company, Lead.email, Lead.number),
-        {"NAME": Lead.last_name}, Lead.assigned_to_id,
-    ),
-    "Campaign": Kind(
-        Campaign, lambda viewer: [Campaign.deleted_at.is_(None)],
-        (Campaign.name, Campaign.number), {"NAME": Campaign.name}, Campaign.assigned_to_id,
-    ),
-    "Product": Kind(
-        Product, lambda viewer: [Product.deleted_at.is_(None)],
-        (Product.name, Product.code, Product.number), {"NAME": Product.name},
-    ),
-    "Quote": Kind(Quote, _quotes, (Quote.subject, Quote.number), {"NAME": Quote.subject}),
-    "Budget": Kind(
-        Budget, lambda viewer: [true() if viewer.team_ids is None
-                                else Budget.user_id.in_(sorted(viewer.team_ids))], (),
-    ),
-    "User": Kind(
-        User, lambda viewer: [true()], (User.username, User.full_name, User.email),
-        {"NAME": User.username},
-    ),
-    # The audit of configuration changes: admins only (the list refuses anyone else first).
-    "ConfigurationChange": Kind(
-        ConfigurationChange, lambda viewer: [true() if viewer.is_admin else false()], (),
-        {"CHANGED_AT": ConfigurationChange.changed_at},
-    ),
-    # The deal room: visible through the records they are linked to.
-    "Document": Kind(
-        Document, documents.visible_conditions, (Document.title, Document.filename),
-        {"NAME": Document.title},
-    ),
-    "Activity": Kind(
-        Activity, activities.visible_conditions, (Activity.subject,),
-        {"NAME": Activity.subject}, Activity.assigned_to_id,
-    ),
-    "Comment": Kind(Comment, activities.comment_visible_conditions, (Comment.text,)),
-    # CSV import jobs: their creator's, and every one for an admin.
-    "ImportJob": Kind(
-        ImportJob, lambda viewer: [true() if viewer.is_admin
-                                   else ImportJob.created_by_id == viewer.user.id], (),
-    ),
-}
-for _kind in KINDS.values():
-    if hasattr(_kind.model, "created_at"):
-        _kind.order.setdefault("CREATED_AT", _kind.model.created_at)
-        _kind.order.setdefault(
-            "UPDATED_AT", getattr(_kind.model, "updated_at", _kind.model.created_at)
-        )
 
 
 def visible_by_id(

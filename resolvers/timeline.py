@@ -47,7 +47,8 @@ from models import (
     Quote,
     StageChange,
 )
-from resolvers import opportunity
+from resolvers.kinds import KINDS as RECORD_KINDS
+from resolvers.kinds import owned
 from resolvers.pagination import (
     Page,
     PageArgs,
@@ -57,7 +58,7 @@ from resolvers.pagination import (
     encode_cursor,
     page_size,
 )
-from resolvers.permissions import Viewer, readable
+from resolvers.permissions import Viewer
 
 KINDS = (
     "STAGE_CHANGE", "FIELD_CHANGE", "ACTIVITY", "COMMENT", "DOCUMENT", "QUOTE",
@@ -105,7 +106,7 @@ def _maps(parent_type: str, ids: list[int], viewer: Viewer) -> _Maps:
         )
         deals = (
             select(Opportunity.id.label("record"), Opportunity.account_id.label("parent"))
-            .where(Opportunity.account_id.in_(ids), *opportunity.visible_conditions(viewer))
+            .where(Opportunity.account_id.in_(ids), *owned(Opportunity, viewer))
             .subquery()
         )
         return _Maps(deals, [("ACCOUNT", own), ("OPPORTUNITY", deals)], own)
@@ -200,10 +201,8 @@ def _branches(
         sources = [_via(deals, Quote.opportunity_id)]
         if parent_type == "Account":
             sources.append(_via(m.own, Quote.account_id))
-        visible_deals = select(Opportunity.id).where(*opportunity.visible_conditions(viewer))
         out.append(_branch(
-            "QUOTE", Quote, Quote.created_at, sources,
-            Quote.deleted_at.is_(None), Quote.opportunity_id.in_(visible_deals),
+            "QUOTE", Quote, Quote.created_at, sources, *RECORD_KINDS["Quote"].visible(viewer)
         ))
     if "LEAD_CONVERSION" in kinds:
         sources = {
@@ -215,7 +214,7 @@ def _branches(
         out.append(_branch(
             "LEAD_CONVERSION", Lead, Lead.converted_at, sources,
             Lead.is_converted.is_(True), Lead.converted_at.is_not(None),
-            Lead.deleted_at.is_(None), readable(Lead.assigned_to_id, viewer),
+            *owned(Lead, viewer),
         ))
     return out
 

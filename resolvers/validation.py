@@ -14,6 +14,7 @@ from models import Currency, PicklistValue, SalesStage, User
 from resolvers.cache import cached, store
 from resolvers.errors import ErrorCode, FieldError, RequestError, ValidationFailed
 from resolvers.ids import pk_of
+from resolvers.kinds import KINDS
 from resolvers.permissions import Viewer
 
 MAX_MONEY = Decimal("9999999999999999.99")
@@ -161,8 +162,6 @@ class Checker:
 
     async def reference(self, field: FieldPath, type_name: str, global_id: str | None) -> Any:
         """The record a `...Id` input names, if the viewer may see it; NOT_FOUND otherwise."""
-        from resolvers.records import KINDS  # records imports the domain modules that use us
-
         if global_id is None:
             return None
         pk = pk_of(global_id, type_name)

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 
 from resolvers import editing, records
+from resolvers.kinds import KINDS
 from resolvers.pagination import PageArgs
 from schema.context import Info
 from schema.reads import ListSpec
@@ -86,7 +87,7 @@ async def list_filter(
         return []
     await editing.check_filter_keys(info.context.session, type_name, equals)
     return records.list_conditions(
-        records.KINDS[type_name],
+        KINDS[type_name],
         records.ListFilter(
             search=getattr(f, "search", None),
             assigned_to=tuple(f.assigned_to) if getattr(f, "assigned_to", None) else None,

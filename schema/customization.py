@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 import models
 from resolvers import customization as rules
 from resolvers import layout as layouts
+from resolvers.kinds import ENTITY_OF_TYPE
 from schema.context import Context, Info
 from schema.reads import PerType, computed, computed_with, to_one, value_field
 from schema.user import User
@@ -60,7 +61,7 @@ class CustomFieldValue:
 
 
 async def _definitions(ctx: Context, model: type) -> list[models.CustomFieldDefinition]:
-    return await ctx.loaders.custom_definitions.load(rules.ENTITY_OF_TYPE[model.__name__])
+    return await ctx.loaders.custom_definitions.load(ENTITY_OF_TYPE[model.__name__])
 
 
 # The custom field definitions of a record's entity.

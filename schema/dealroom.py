@@ -13,6 +13,7 @@ import strawberry
 import models
 from resolvers import activities, documents, links
 from resolvers.ids import to_global_id
+from resolvers.kinds import TYPE_OF_ENTITY
 from schema.common import RecordOrder, list_filter, record_spec
 from schema.context import Context, Info
 from schema.reads import ListSpec, computed, connection, node_id, references, to_one
@@ -45,7 +46,7 @@ def _linked(
         ids = [row.id for row in rows]
         found = await links_of(ctx).load_many(ids)
         return {
-            pk: [(links.TYPE_OF_ENTITY[entity], rid) for entity, rid in links.ordered(keys)]
+            pk: [(TYPE_OF_ENTITY[entity], rid) for entity, rid in links.ordered(keys)]
             for pk, keys in zip(ids, found, strict=True)
         }
 
@@ -53,7 +54,7 @@ def _linked(
 
 
 async def _record_of(ctx: Context, rows: list[Any]) -> dict[int, list[links.Key]]:
-    return {row.id: [(links.TYPE_OF_ENTITY[row.entity], row.record_id)] for row in rows}
+    return {row.id: [(TYPE_OF_ENTITY[row.entity], row.record_id)] for row in rows}
 
 
 @strawberry.type(description="A file on one or more records (vtiger's Documents).")

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from demo.data import DemoResult, generate
 from models import (
     Account,
     Campaign,
@@ -31,7 +32,6 @@ from models import (
     StageChange,
     User,
 )
-from resolvers.demo import DemoResult, generate
 from resolvers.money import HUNDRED, cents
 from server.db import create_engine
 from server.migrate import upgrade

@@ -46,8 +46,9 @@ from resolvers.importing.reading import (
     parse_number,
     read_table,
 )
+from resolvers.kinds import owned
 from resolvers.numbering import reserve_numbers
-from resolvers.permissions import Viewer, readable
+from resolvers.permissions import Viewer
 from resolvers.tx import _next_ids, assign_ids, begin_write
 from resolvers.validation import all_stages, remember
 
@@ -333,7 +334,7 @@ class Importer:
                 select(Account)
                 .where(or_(func.lower(Account.name).in_(names),
                            Account.name.in_(sorted(typed["account"]))),
-                       Account.deleted_at.is_(None), readable(Account.assigned_to_id, viewer))
+                       *owned(Account, viewer))
                 .order_by(Account.created_at, Account.id)
             )
             found = (await self.session.scalars(stmt)).all()
@@ -357,7 +358,7 @@ class Importer:
             by_key = select(Contact).where(
                 or_(func.lower(Contact.email).in_(keys), full.in_(keys),
                     func.lower(Contact.last_name).in_(keys)),
-                Contact.deleted_at.is_(None), readable(Contact.assigned_to_id, viewer),
+                *owned(Contact, viewer),
             ).order_by(Contact.id)
             found_contacts = (await self.session.scalars(by_key)).all()
             for contact in found_contacts:
@@ -577,7 +578,7 @@ class Importer:
         condition: ColumnElement[bool] = column.in_(known)
         if None in values:
             condition = or_(condition, column.is_(None))
-        stmt = select(Opportunity).where(*opportunity.visible_conditions(self.viewer), condition)
+        stmt = select(Opportunity).where(*owned(Opportunity, self.viewer), condition)
         stmt = stmt.order_by(Opportunity.id)
         for opp in (await self.session.scalars(stmt)).all():
             self.seen.setdefault(self.key_of(opp), opp)

@@ -1,19 +1,17 @@
-"""The `dealgraph` command line."""
+"""CSV import: run one, resume an interrupted one, undo one."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
-import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -25,297 +23,25 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ImportJob, Opportunity, User
+from models import ImportJob, User
 from resolvers import events, importing
 from resolvers import user as users_rules
-from resolvers.auth import create_token
 from resolvers.errors import ValidationFailed
+from resolvers.ids import pk_of
 from resolvers.permissions import load_viewer
 from resolvers.tx import begin_write
-from server import migrate as migrations
+from server.cli.common import DatabaseUrl, err, fail, settings_for
 from server.db import create_engine, create_sessionmaker
-from server.logs import logging_config
-from server.settings import Settings
 
-app = typer.Typer(help="dealgraph: a GraphQL API for CRM opportunities.", no_args_is_help=True)
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-app.add_typer(tokens_app, name="tokens")
-export_app = typer.Typer(help="Export records as CSV.", no_args_is_help=True)
-app.add_typer(export_app, name="export")
 import_app = typer.Typer(help="Import records from CSV; resume or undo an import.",
                          no_args_is_help=True)
-app.add_typer(import_app, name="import")
-
-err = Console(stderr=True)
-T = TypeVar("T")
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Overrides DEALGRAPH_DATABASE_URL.", show_default=False),
-]
 FailedRows = Annotated[
     Path | None,
     typer.Option(metavar="FILE", show_default=False,
                  help="Write the failed rows, with an error column, to FILE."),
 ]
-
-
-def settings_for(database_url: str | None) -> Settings:
-    if database_url:
-        # Also for uvicorn workers, which build their own settings from the environment.
-        os.environ["DEALGRAPH_DATABASE_URL"] = database_url
-    return Settings()
-
-
-def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction."""
-
-    async def main() -> T:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
-def fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
-
-
-def validation_message(exc: ValidationFailed) -> str:
-    return "; ".join(f"{'.'.join(e.field or [])}: {e.message}" for e in exc.errors)
-
-
-@app.command()
-def migrate(database_url: DatabaseUrl = None) -> None:
-    """Migrate the database to the latest schema."""
-    settings = settings_for(database_url)
-    migrations.upgrade(settings.database_url)
-    err.print("database is at the latest revision")
-
-
-@app.command()
-def schema() -> None:
-    """Print the GraphQL schema (SDL)."""
-    from schema import print_schema
-
-    sys.stdout.write(print_schema())
-
-
-@users_app.command("create")
-def users_create(
-    username: str,
-    role: Annotated[str, typer.Option(help="ADMIN, MANAGER or SALES_REP (any case).")],
-    manager: Annotated[str | None, typer.Option(help="The manager's username.")] = None,
-    full_name: Annotated[str | None, typer.Option()] = None,
-    email: Annotated[str | None, typer.Option()] = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Create a user."""
-    settings = settings_for(database_url)
-    try:
-        run_in_session(
-            settings,
-            lambda s: users_rules.create_user(s, username, role, manager, full_name, email),
-        )
-    except ValidationFailed as exc:
-        fail(validation_message(exc))
-    err.print(f"created user {username} ({role.upper()})")
-
-
-@tokens_app.command("create")
-def tokens_create(username: str, database_url: DatabaseUrl = None) -> None:
-    """Create an API token for a user and print it (it is shown only once)."""
-    settings = settings_for(database_url)
-
-    async def work(session: AsyncSession) -> str | None:
-        user = await users_rules.by_username(session, username)
-        return None if user is None else await create_token(session, user, "cli")
-
-    token = run_in_session(settings, work)
-    if token is None:
-        fail(f"no user named {username!r}")
-    sys.stdout.write(f"{token}\n")
-
-
-def load_demo(settings: Settings, opportunities: int, seed: int) -> str:
-    """Fill the database with deterministic demo data; returns the admin username."""
-    from resolvers.demo import generate
-
-    async def main() -> str:
-        engine = create_engine(settings)
-        try:
-            with Progress(
-                TextColumn("demo data"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=err,
-            ) as progress:
-                task = progress.add_task("opportunities", total=opportunities)
-                result = await generate(
-                    engine, opportunities, seed, lambda n: progress.update(task, completed=n)
-                )
-            # Fresh planner statistics (and, on PostgreSQL, the visibility map for index-only
-            # scans) for the bulk-loaded rows, rather than waiting for autovacuum.
-            if engine.dialect.name == "postgresql":
-                async with engine.connect() as connection:
-                    autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                    await autocommit.exec_driver_sql("VACUUM ANALYZE")
-            else:
-                async with engine.begin() as connection:
-                    await connection.exec_driver_sql("ANALYZE")
-            return str(result.admin_username)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
-@app.command("demo-data")
-def demo_data(
-    opportunities: Annotated[int, typer.Option(min=1, help="How many opportunities.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 1,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Generate deterministic synthetic data at scale (with its own users)."""
-    settings = settings_for(database_url)
-    migrations.upgrade(settings.database_url)
-    load_demo(settings, opportunities, seed)
-
-
-def database_is_empty(settings: Settings) -> bool:
-    async def work(session: AsyncSession) -> bool:
-        return not await session.scalar(select(func.count()).select_from(Opportunity))
-
-    return run_in_session(settings, work)
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    database_url: DatabaseUrl = None,
-    demo: Annotated[bool, typer.Option(help="Fill an empty database with demo data.")] = False,
-    workers: Annotated[int, typer.Option(min=1)] = 1,
-) -> None:
-    """Migrate the database and serve /graphql, /export/opportunities.csv, /healthz
-    and /readyz."""
-    import uvicorn
-
-    settings = settings_for(database_url)
-    migrations.upgrade(settings.database_url)
-    if demo:
-        if database_is_empty(settings):
-            load_demo(settings, 500, 1)
-        admin = "admin"
-        token = run_in_session(settings, lambda s: _token_for(s, admin))
-        url = f"http://{host}:{port}/graphql"
-        err.print(f"\n[bold]Admin token:[/bold] {token}\n")
-        err.print(f"GraphiQL: {url} (add the header Authorization: Bearer {token})")
-        err.print(
-            f"curl -s {url} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json'"
-            " -d '{\"query\": \"{ viewer { username role } }\"}'\n"
-        )
-    uvicorn.run(
-        "server.app:create_app", factory=True, host=host, port=port, workers=workers,
-        access_log=False, log_config=logging_config(settings.log_level),
-    )
-
-
-async def _token_for(session: AsyncSession, username: str) -> str:
-    user = await users_rules.by_username(session, username)
-    if user is None:
-        user = await users_rules.create_user(session, username, "ADMIN", full_name="Administrator")
-    return await create_token(session, user, "demo")
-
-
-# --- export ------------------------------------------------------------------------------
-
-
-@export_app.command("opportunities")
-def export_opportunities(
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (default: stdout)."),
-    ] = None,
-    filter_json: Annotated[
-        str | None,
-        typer.Option(
-            "--filter-json", metavar="JSON", show_default=False,
-            help='The GraphQL OpportunityFilter as JSON, e.g. \'{"isClosed": false}\'.',
-        ),
-    ] = None,
-    as_user: Annotated[
-        str | None,
-        typer.Option(
-            "--as", metavar="USERNAME", show_default=False,
-            help="Export what this user may see (default: the first active admin).",
-        ),
-    ] = None,
-    labels: Annotated[
-        bool, typer.Option("--labels", help="Head columns with English labels, not keys.")
-    ] = False,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Export the opportunities a user may see as CSV (RFC 4180, UTF-8, a header row)."""
-    from resolvers import exporting
-    from resolvers.errors import RequestError
-
-    settings = settings_for(database_url)
-    try:
-        f = None if filter_json is None else exporting.filter_from_json(filter_json)
-    except RequestError as exc:
-        fail(str(exc))
-
-    async def work(session: AsyncSession) -> None:
-        if settings.database_url.startswith("postgresql"):  # one snapshot for the whole file
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        if as_user is None:
-            user = await users_rules.first_active_admin(session)
-            if user is None:
-                raise RequestError("There is no active admin to export as; pass --as USERNAME.")
-        else:
-            user = await users_rules.by_username(session, as_user)
-            if user is None or not user.is_active:
-                state = "no user" if user is None else "no active user"
-                raise RequestError(f"There is {state} named {as_user!r}.")
-        viewer = await load_viewer(session, user, settings.sharing)
-        async for chunk in exporting.export_csv(session, viewer, f, labels):
-            out.write(chunk.encode())
-        out.flush()
-
-    # A file appears only once complete: the rows go to a hidden sibling, renamed at the end.
-    partial = None if output is None else output.with_name(f".{output.name}.part")
-    try:
-        out = sys.stdout.buffer if partial is None else partial.open("wb")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
-    done = False
-    try:
-        run_in_session(settings, work)
-        done = True
-    except RequestError as exc:
-        fail(str(exc))
-    except BrokenPipeError:  # `| head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(1) from None
-    finally:
-        if partial is not None:
-            out.close()
-            if done and output is not None:
-                partial.replace(output)
-            else:
-                partial.unlink(missing_ok=True)
-
-
-# --- import ------------------------------------------------------------------------------
 
 
 class RowsPerSecond(ProgressColumn):
@@ -555,8 +281,6 @@ def import_resume(
 
 
 def _job_pk(job_id: str) -> int:
-    from resolvers.ids import pk_of
-
     pk = int(job_id) if job_id.isdigit() else pk_of(job_id, "ImportJob")
     if pk is None:
         _unusable(f"{job_id!r} is not an import id")

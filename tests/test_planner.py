@@ -10,7 +10,8 @@ ones through the server's fast path for cached plans (GraphQLApp.answer_planned)
 Most of the queries come from `QueryGenerator`: random selections over the `opportunities`
 connection (fields, relations, aliases, fragments, @include/@skip, paging, filters, ordering),
 reproducible from a seed. A failing case names its seed; `QueryGenerator(seed).case()`
-rebuilds it.
+rebuilds it. tests/test_planner_schema.py generates queries over the whole read schema (every
+root field, every role, PRIVATE and PUBLIC sharing) with these apps and `compare`.
 """
 
 from __future__ import annotations

@@ -10,11 +10,13 @@ ones through the server's fast path for cached plans (GraphQLApp.answer_planned)
 Most of the queries come from `QueryGenerator`: random selections over the `opportunities`
 connection (fields, relations, aliases, fragments, @include/@skip, paging, filters, ordering),
 reproducible from a seed. A failing case names its seed; `QueryGenerator(seed).case()`
-rebuilds it.
+rebuilds it. tests/test_planner_schema.py generates queries over the whole read schema (every
+root field, every role, PRIVATE and PUBLIC sharing) with these apps and `compare`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import random
@@ -46,16 +48,24 @@ NAMES = ["Alpha", "beta deal", "Gamma", "DELTA", "Épsilon", "alpha two"]
 # --- the two apps ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def apps(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+@contextlib.asynccontextmanager
+async def open_apps(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     """The same database behind the planner ("on") and graphql-core alone ("off")."""
     found = {
         mode: create_app(settings.model_copy(update={"planner": mode})) for mode in ("on", "off")
     }
-    yield found
-    for application in found.values():
-        await application.state.broker.close()
-        await application.state.engine.dispose()
+    try:
+        yield found
+    finally:
+        for application in found.values():
+            await application.state.broker.close()
+            await application.state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def apps(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    async with open_apps(settings) as found:
+        yield found
 
 
 @dataclass
@@ -71,12 +81,13 @@ class Both:
 def clients(apps, team, factory, db) -> Any:
     tokens: dict[str, str] = {}
 
-    async def make(role: str) -> Both:
+    async def make(role: str, pair: dict[str, Any] | None = None) -> Both:
+        """`role`'s clients of `apps`, or of another pair from `open_apps`."""
         if role not in tokens:
             tokens[role] = await factory.token(team[role])
             await db.commit()
-        token = tokens[role]
-        return Both(GraphQLClient(apps["on"], token), GraphQLClient(apps["off"], token), role)
+        token, pair = tokens[role], pair or apps
+        return Both(GraphQLClient(pair["on"], token), GraphQLClient(pair["off"], token), role)
 
     return make
 

@@ -943,8 +943,6 @@ class Planner:
         """A connection below each row: one windowed statement for every parent's page (and
         one grouped count when `totalCount` is asked for)."""
         shape = connection_shape(self, field_def, details)
-        if len(shape.node_plans) > 1:
-            raise Unsupported("a nested connection's nodes selected twice")
         plan.need("id")
         kind = KINDS[decl.kind]
         node_plan = shape.node_plans[0] if shape.node_plans else ObjectPlan(
@@ -995,6 +993,9 @@ class Planner:
             for page in by_parent.values():
                 page.nodes = [make(n) for n in page.nodes]
                 nodes += page.nodes
+            for other in shape.node_plans[1:]:  # the same rows (one layout), their own loads
+                if nodes:
+                    await run.load(other, nodes)
             return {pid: (page, counts.get(pid, 0)) for pid, page in by_parent.items()}, nodes
 
         load = Load(next(_ids), node_plan, fetch)
@@ -1556,8 +1557,6 @@ class Plans:
                 roots.append(value_plan(planner, key, field_def, details))
             else:
                 raise Unsupported(f"root field {name}")
-        if not roots:
-            raise Unsupported("no root field")
         return OperationPlan(roots)
 
     def variables(self, document: DocumentNode, operation_name: str | None,

@@ -84,9 +84,14 @@ QUERIES = int(os.environ.get("DEALGRAPH_TEST_QUERIES", "50"))
 KNOWN: dict[int, str] = {}
 
 # The least share of the generated requests of a root field the planner must answer
-# (planned / all); the lead raises these as the planner covers more. Today: opportunities
-# 33 % of seeds 0-49, 10 % of seeds 0-249, every other root 0 %.
-MIN_PLANNED: dict[str, float] = {"opportunities": 0.08}
+# (planned / all). Every generated query is planned today unless answering it needs
+# graphql-core's own handling (an error, a null in a non-null field: a fallback): 306 of the
+# 400 requests of seeds 0-49, 0 unsupported. The floors leave room for the generator's draws.
+MIN_PLANNED: dict[str, float] = {
+    "opportunities": 0.6, "accounts": 0.25, "contacts": 0.25, "campaigns": 0.6,
+    "quotes": 0.5, "nodes": 0.6, "node": 0.5, "viewer": 0.9, "forecast": 0.9,
+    "documents": 0.6, "users": 0.6,
+}
 
 MAX_LEVEL = 9  # selection levels below the root field (the server allows 12 in all)
 MAX_COMPOSITES = 14  # object/list fields in one query
@@ -861,6 +866,7 @@ async def test_generated_queries_over_the_whole_read_schema(
     # then: the same bytes everywhere, no planner fault, and the planner's share
     print("\n" + coverage.table(f"{sharing} sharing: {len(seeds)} queries × {len(ROLES)} "
                                 f"roles, {time.monotonic() - started:.1f} s"))
+    print("not planned, why:", dict(plans_of(sharing_apps[sharing]).unsupported))
     assert not differences, "\n\n".join(differences)
     assert coverage.total("failed") == 0, coverage.table("planner faults")
     assert coverage.total("planned") > 0

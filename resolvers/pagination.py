@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -38,10 +39,16 @@ class SortKey:
 @dataclass
 class Page(Generic[T]):
     nodes: list[T]
-    cursors: list[str]
+    keys: Sequence[Sequence[Any]]  # each node's sort key values: what its cursor encodes
+    signature: str
     has_next_page: bool
     has_previous_page: bool
     count: Callable[[], Awaitable[int]]
+
+    @functools.cached_property
+    def cursors(self) -> list[str]:
+        """Encoded when asked for (most pages are read without their cursors)."""
+        return [encode_cursor(self.signature, key) for key in self.keys]
 
 
 def page_size(args: PageArgs, default: int, maximum: int) -> tuple[int, bool]:
@@ -184,7 +191,7 @@ class PageQuery:
         width, end, signature = self.width, self.width + self.keys, self.signature
         return Page(
             nodes=rows if self.plain else [row[0] for row in rows],
-            cursors=[encode_cursor(signature, row[width:end]) for row in rows],
+            keys=[row[width:end] for row in rows], signature=signature,
             has_next_page=more if not self.backwards else bool(self.args.before),
             has_previous_page=more if self.backwards else bool(self.args.after),
             count=count,
@@ -261,7 +268,7 @@ class ManyPageQuery:
                 found.reverse()
             pages[pid] = Page(
                 nodes=[row[:width] for row in found] if plain else [row[0] for row in found],
-                cursors=[encode_cursor(signature, row[width:end]) for row in found],
+                keys=[row[width:end] for row in found], signature=signature,
                 has_next_page=more if not self.backwards else bool(self.args.before),
                 has_previous_page=more if self.backwards else bool(self.args.after),
                 count=lambda pid=pid: count(pid),  # type: ignore[misc]

@@ -55,7 +55,6 @@ from resolvers.pagination import (
     SortKey,
     _keyset,
     decode_cursor,
-    encode_cursor,
     page_size,
 )
 from resolvers.permissions import Viewer
@@ -316,7 +315,7 @@ async def timelines(
         present = [r for r in rows if (r.kind, r.id) in items]
         pages[pid] = Page(
             nodes=[items[(r.kind, r.id)] for r in present],
-            cursors=[encode_cursor(SIGNATURE, [r.at, r.kind, r.id]) for r in present],
+            keys=[(r.at, r.kind, r.id) for r in present], signature=SIGNATURE,
             has_next_page=more if not backwards else bool(args.before),
             has_previous_page=more if backwards else bool(args.after),
             count=lambda pid=pid: count_for(pid),  # type: ignore[misc]
@@ -328,4 +327,5 @@ def _empty() -> Page[Any]:
     async def zero() -> int:
         return 0
 
-    return Page(nodes=[], cursors=[], has_next_page=False, has_previous_page=False, count=zero)
+    return Page(nodes=[], keys=[], signature=SIGNATURE, has_next_page=False,
+                has_previous_page=False, count=zero)

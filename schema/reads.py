@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import operator
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,10 +210,13 @@ def _field(resolver: Callable[..., Any], decl: Any, **kwargs: Any) -> Any:
 
 
 def to_one(kind: str, fk: str, description: str | None = None) -> Any:
+    """The visible `kind` record whose id the row's `fk` holds (a dotted path for objects:
+    "lead.converted_account_id")."""
     decl = ToOne(kind, fk)
+    get = operator.attrgetter(fk)
 
     async def resolve(root: strawberry.Parent[Any], info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
-        pk = getattr(root, fk)
+        pk = get(root)
         return None if pk is None else await info.context.loaders.by_id[kind].load(pk)
 
     return _field(resolve, decl, description=description)

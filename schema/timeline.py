@@ -52,18 +52,18 @@ class LeadConversion:
         assert root.lead.converted_at is not None
         return root.lead.converted_at
 
-    lead: Annotated[Lead, strawberry.lazy("schema.lead")] | None = to_one("Lead", "id")
+    lead: Annotated[Lead, strawberry.lazy("schema.lead")] | None = to_one("Lead", "lead.id")
 
     account: Annotated[Account, strawberry.lazy("schema.account")] | None = to_one(
-        "Account", "converted_account_id"
+        "Account", "lead.converted_account_id"
     )
 
     contact: Annotated[Contact, strawberry.lazy("schema.contact")] | None = to_one(
-        "Contact", "converted_contact_id"
+        "Contact", "lead.converted_contact_id"
     )
 
     opportunity: Annotated[Opportunity, strawberry.lazy("schema.opportunity")] | None = to_one(
-        "Opportunity", "converted_opportunity_id"
+        "Opportunity", "lead.converted_opportunity_id"
     )
 
     converted_by: User | None = to_one(

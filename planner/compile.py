@@ -1,73 +1,60 @@
-"""Planned execution: a read-only query is turned once into a plan (which set-based SQL
-statements to run, and per-type writers for exactly the selected fields), cached, and then
-answered by running the plan instead of resolving field by field in graphql-core.
+"""Planner: an operation's selections turned into plans, from the fields' read declarations
+(schema/reads.py); connections' shapes and writers; records of several kinds."""
 
-The plan reads with the same rules as the resolvers (visibility, filters, ordering, keyset
-paging from `resolvers/`; the relations' statements from `resolvers/loaders.py`; computed
-fields through the same functions), over plain rows instead of ORM objects. An operation it
-does not cover raises `Unsupported` while planning and runs normally; a request it cannot
-finish exactly as graphql-core would (an error to report, a null in a non-null field) raises
-`Fallback` and runs normally too. The test suite runs with DEALGRAPH_PLANNER=verify (every
-query it sends that the planner covers is answered both ways and must give the same JSON),
-and tests/test_planner.py compares generated queries with the planner on and off.
-"""
 
 from __future__ import annotations
 
-import functools
-import itertools
-import logging
 import operator
-from collections import Counter, OrderedDict, defaultdict, namedtuple
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-import strawberry
 from graphql import (
-    BooleanValueNode,
-    DirectiveNode,
-    DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    GraphQLBoolean,
-    GraphQLEnumType,
     GraphQLField,
-    GraphQLID,
     GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
-    GraphQLString,
     OperationDefinitionNode,
-    OperationType,
-    VariableNode,
-    get_operation_ast,
     is_leaf_type,
-    visit,
 )
 from graphql.execution.collect_fields import (
     FieldDetails,
     FragmentDetails,
-    collect_fields,
     collect_subfields,
 )
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
-from graphql.language import Visitor
-from sqlalchemy import JSON, and_, inspect, select
-from strawberry.types.arguments import convert_arguments
+from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy import and_, select
 
-from resolvers import raw, records
-from resolvers.dberrors import classify
-from resolvers.errors import RequestError
+from planner.plans import (
+    BACKREF,
+    Code,
+    Emit,
+    Fallback,
+    Join,
+    Load,
+    ObjectPlan,
+    Row,
+    Run,
+    Statements,
+    Unsupported,
+    _ids,
+    attributes,
+    declaration_of,
+    fallback,
+    leaves,
+    model_of,
+    nullable,
+    reference_row,
+    viewer_key,
+)
+from resolvers import records
 from resolvers.ids import to_global_id
 from resolvers.kinds import KINDS, Kind
 from resolvers.loaders import Children
-from resolvers.pagination import ManyPageQuery, Page, PageQuery, many_counts, many_page_query
+from resolvers.pagination import ManyPageQuery, Page, many_counts, many_page_query
 from resolvers.permissions import Viewer
 from resolvers.raw import IDS, Compiled
-from schema.context import Context
 from schema.reads import (
     Batched,
     ByKey,
@@ -78,335 +65,10 @@ from schema.reads import (
     Paged,
     PerType,
     RecordRefs,
-    Records,
     Reduced,
-    TheViewer,
     ToOne,
-    Value,
-    call_resolver,
-    declaration,
 )
 from schema.relay import page_args
-
-Row = Any
-BACKREF = "strawberry-definition"
-log = logging.getLogger("dealgraph.planner")
-
-
-class Unsupported(Exception):
-    """The operation uses something the planner does not cover: run it normally."""
-
-
-class Fallback(Exception):
-    """This request needs graphql-core's own handling (an error, a null where none may be)."""
-
-
-def attributes(model: Any) -> dict[str, Any]:
-    """A model's columns by attribute name."""
-    found = _ATTRIBUTES.get(model)
-    if found is None:
-        found = _ATTRIBUTES[model] = {a.key: a.columns[0] for a in inspect(model).column_attrs}
-    return found
-
-
-def maker(row: Any, json_at: list[int]) -> Callable[[Any], Row]:
-    """Rows of class `row` from a driver's rows, the JSON columns at `json_at` decoded (the
-    drivers give their text)."""
-    make = row._make
-    if not json_at:
-        return make  # type: ignore[no-any-return]
-
-    def decoded(values: Any) -> Row:
-        values = list(values)
-        for i in json_at:
-            if isinstance(values[i], str | bytes):
-                values[i] = orjson.loads(values[i])
-        return make(values)
-
-    return decoded
-
-
-_ATTRIBUTES: dict[Any, dict[str, Any]] = {}
-
-
-def python_type(column: Any) -> type | None:
-    try:
-        return column.type.python_type  # type: ignore[no-any-return]
-    except NotImplementedError:
-        return None
-
-
-# --- plans -------------------------------------------------------------------------------
-
-_ids = itertools.count()
-
-
-@dataclass
-class Load:
-    """One set-based statement for all the rows of a level: its results go to run.data[key],
-    then the rows it found are loaded in turn with `target`."""
-
-    key: int
-    target: ObjectPlan
-    fetch: Callable[[list[Row], Run], Awaitable[tuple[Any, list[Row]]]]
-
-
-class Code:
-    """The source of one type's compiled builder: statements, then the dict of the fields."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, Any] = {"Fallback": Fallback}
-        self.lines: list[str] = ["data = run.data"]
-        self.once: dict[str, str] = {}
-        self.count = 0
-
-    def const(self, value: Any) -> str:
-        name = f"c{self.count}"
-        self.count += 1
-        self.names[name] = value
-        return name
-
-    def var(self, expr: str, required: bool = False) -> str:
-        name = f"v{self.count}"
-        self.count += 1
-        self.lines.append(f"{name} = {expr}")
-        if required:
-            self.lines.append(f"if {name} is None: raise Fallback")
-        return name
-
-    def shared(self, key: str, expr: str, required: bool = False) -> str:
-        """A value computed once per object however many fields use it (its stage, say)."""
-        if key not in self.once:
-            self.once[key] = self.var(expr, required)
-        return self.once[key]
-
-    def memo(self, key: str, expr: str, optional: bool = False) -> str:
-        """`expr`, computed once per request for each value of `key` (the id of a row read in
-        its parent's statement, which gives the same object wherever it appears); `optional`:
-        None where `key` is None."""
-        memo = next(_ids)  # run.data[memo]: a dict made on first use
-        value = self.var(f"data[{memo}].get({key})")
-        unknown = f"{value} is None and {key} is not None" if optional else f"{value} is None"
-        self.lines.append(f"if {unknown}: {value} = data[{memo}][{key}] = {expr}")
-        return value
-
-    def leaf(self, gql_type: Any, expr: str, column: Any = None) -> str:
-        """A leaf value as graphql-core completes it: serialized, None only where allowed.
-        From a NOT NULL string or boolean `column` it is the value itself, as is."""
-        named, optional = nullable(gql_type)
-        if isinstance(named, GraphQLList):
-            raise Unsupported("list of leaves")
-        if column is not None and not column.nullable and (
-            (named in (GraphQLString, GraphQLID) and python_type(column) is str)
-            or (named is GraphQLBoolean and python_type(column) is bool)
-        ):
-            return expr
-        # (a NOT NULL column's value is never None: the builder of a joined row runs only when
-        # the join found one)
-        value = self.var(expr, required=not optional and (column is None or column.nullable))
-        if isinstance(named, GraphQLEnumType):  # few values: each serialized once
-            serialize = self.const(functools.lru_cache(maxsize=None)(named.serialize))
-        else:
-            serialize = self.const(named.serialize)
-        if named is GraphQLString or named is GraphQLID:
-            out = f"({value} if {value}.__class__ is str else {serialize}({value}))"
-        elif named is GraphQLBoolean:
-            out = f"({value} if {value}.__class__ is bool else {serialize}({value}))"
-        else:
-            out = f"{serialize}({value})"
-        return f"(None if {value} is None else {out})" if optional else out
-
-    def leaf_list(self, gql_type: Any, expr: str, serialize: Callable[[Any], Any]) -> str:
-        """A list of leaves (None only where allowed)."""
-        named, optional = nullable(gql_type)
-        value = self.var(expr, required=not optional)
-        out = f"{self.const(serialize)}({value})"
-        return f"(None if {value} is None else {out})" if optional else out
-
-    def compile(self, fields: list[tuple[str, str]]) -> Callable[[Row, Run], dict[str, Any]]:
-        body = "\n    ".join(self.lines)
-        items = ", ".join(f"{key!r}: {expr}" for key, expr in fields)
-        source = f"def build(row, run):\n    {body}\n    return {{{items}}}\n"
-        exec(compile(source, "<planned builder>", "exec"), self.names)  # noqa: S102
-        build = self.names["build"]
-        build.source = source  # for reading a plan (and the profiles that show its lines)
-        return build  # type: ignore[no-any-return]
-
-
-Emit = Callable[[Code], str]  # writes a field's statements, returns its value's expression
-
-
-@dataclass
-class ObjectPlan:
-    """The rows of one type at one place in the query, and the builder of their JSON.
-
-    Its rows hold the columns it `need`s, in that order, starting at `offset` (after its
-    parent's when it is joined into the parent's statement), then those of its joins."""
-
-    type_name: str
-    model: Any
-    needs: list[str] = field(default_factory=list)
-    fields: list[tuple[str, Emit]] = field(default_factory=list)
-    loads: list[Load] = field(default_factory=list)
-    joins: list[Join] = field(default_factory=list)
-    # its rows are Python objects read by attribute (a resolver's value, ORM objects), not
-    # the rows of a statement it lays out
-    objects: bool = False
-    flat: bool = True  # only columns: may be joined into its parent's statement
-    can_join: bool = True  # may read to-one relations in its own statement
-    # children's columns that computed fields reduce (see Planner.object_plan); the loads
-    # of the children, of the reference rows (by source) and of batched sources
-    reduces: dict[Children, set[str]] = field(default_factory=dict)
-    child_loads: dict[Children, Load] = field(default_factory=dict)
-    lookups: dict[Any, Load | Join] = field(default_factory=dict)
-    batches: dict[Any, Load] = field(default_factory=dict)
-    offset: int = 0
-    # Once finished: the statement's columns, the rows' class (tuples with attributes: the
-    # computed fields' functions read them so, and an ORM Row's attribute costs ten times a
-    # namedtuple's) and the builder.
-    columns: tuple[Any, ...] = ()
-    row: Any = None
-    make: Callable[[Any], Row] = tuple  # a driver's row → `row` (JSON decoded)
-    build: Callable[[Row, Run], dict[str, Any]] = lambda row, run: {}
-
-    def need(self, *names: str) -> None:
-        for name in names:
-            if name not in self.needs:
-                self.needs.append(name)
-
-    def read(self, name: str) -> str:
-        """The builder's expression for the row's `name`."""
-        return f"row.{name}" if self.objects else f"row[{self.column(name)}]"
-
-    def getter(self, name: str) -> Callable[[Row], Any]:
-        if self.objects:
-            return operator.attrgetter(name)
-        return operator.itemgetter(self.column(name))
-
-    def column(self, name: str) -> int:
-        return self.offset + self.needs.index(name)
-
-    @property
-    def width(self) -> int:
-        return len(self.needs) + sum(join.target.width for join in self.joins)
-
-    def _columns(self) -> tuple[Any, ...]:
-        """By attribute name (the computed fields' functions read them so), a joined
-        target's prefixed."""
-        own = attributes(self.model)
-        prefix = f"j{self.offset}_" if self.offset else ""
-        return tuple(own[name].label(prefix + name) for name in self.needs) + tuple(
-            column for join in self.joins for column in join.target.columns
-        )
-
-    def joined(self, viewer: Viewer) -> list[tuple[Any, Any]]:
-        return [join.clause(viewer) for join in self.joins]
-
-    def finish(self, offset: int = 0) -> ObjectPlan:
-        """Lay out the row and compile the builder."""
-        self.offset = offset
-        if self.objects:
-            code = Code()
-            self.build = code.compile([(key, emit(code)) for key, emit in self.fields])
-            return self
-        at = offset + len(self.needs)
-        for join in self.joins:
-            join.target.finish(at)
-            at += join.target.width
-        self.columns = self._columns()
-        self.row = namedtuple(  # type: ignore[misc]
-            f"{self.type_name or 'Plain'}Row", [c.name for c in self.columns], rename=True
-        )
-        self.make = maker(self.row, [
-            i for i, c in enumerate(self.columns) if isinstance(c.type, JSON)
-        ])
-        code = Code()
-        self.build = code.compile([(key, emit(code)) for key, emit in self.fields])
-        return self
-
-
-@dataclass(frozen=True)
-class Join:
-    """A to-one relation read in its parent's statement: LEFT JOIN `model` ON `on(viewer)`
-    (the join condition, then the visibility rules); `target` lays out its columns."""
-
-    model: Any
-    on: Callable[[Viewer], Any]
-    target: ObjectPlan
-
-    def clause(self, viewer: Viewer) -> tuple[Any, Any]:
-        return self.model, self.on(viewer)
-
-
-class Statements:
-    """A relation's statement, built and compiled once per kind of viewer (the visibility rules
-    depend on who asks) and dialect, with the ids as a parameter."""
-
-    def __init__(self, build: Callable[[Viewer, Any], Any], size: int = 256) -> None:
-        self.build = build
-        self.size = size
-        self.built: dict[Any, Compiled] = {}
-
-    def __call__(self, run: Run) -> Compiled:
-        viewer, dialect = run.context.viewer, run.dialect
-        key = (viewer_key(viewer), dialect)
-        compiled = self.built.get(key)
-        if compiled is None:
-            if len(self.built) >= self.size:
-                self.built.clear()
-            compiled = self.built[key] = Compiled.of(
-                self.build(viewer, IDS[dialect]), run.connection.dialect
-            )
-        return compiled
-
-
-def viewer_key(viewer: Viewer) -> tuple[Any, ...]:
-    """What the statements built for a viewer depend on."""
-    return viewer.user.id, viewer.user.role, viewer.team_ids, viewer.sharing
-
-
-@dataclass
-class Run:
-    """One request's execution of a plan, on the driver's connection under its session's (see
-    resolvers/raw.py: the statements are compiled once)."""
-
-    context: Context
-    connection: raw.Connection
-    schema: strawberry.Schema
-    variables: VariableValues
-    data: defaultdict[int, Any] = field(default_factory=lambda: defaultdict(dict))
-
-    def arguments(self, field_def: GraphQLField, node: FieldNode) -> dict[str, Any]:
-        """A field's arguments as its resolver gets them (by Python name, inputs converted)."""
-        definition = field_def.extensions[BACKREF]
-        return convert_arguments(
-            get_argument_values(field_def, node, self.variables), definition.arguments,
-            scalar_registry=self.schema.schema_converter.scalar_registry,
-            config=self.schema.config,
-        )
-
-    @property
-    def dialect(self) -> str:
-        return self.connection.dialect.name  # type: ignore[no-any-return]
-
-    async def rows(
-        self, compiled: Compiled, plan: ObjectPlan, ids: list[int] | None = None
-    ) -> list[Row]:
-        """Rows of `plan`'s columns; `ids` for the statement's IDS parameter."""
-        make = plan.make
-        return [make(row) for row in await compiled.fetch(self.connection, ids=ids)]
-
-    async def load(self, plan: ObjectPlan, rows: list[Row]) -> None:
-        for load in plan.loads:
-            self.data[load.key], found = await load.fetch(rows, self)
-            if found:
-                await self.load(load.target, found)
-
-
-def nullable(gql_type: Any) -> tuple[Any, bool]:
-    if isinstance(gql_type, GraphQLNonNull):
-        return gql_type.of_type, False
-    return gql_type, True
 
 
 @dataclass
@@ -1008,47 +670,6 @@ class Planner:
         return emit
 
 
-def fallback() -> Any:
-    raise Fallback
-
-
-def leaves(gql_type: Any, optional: bool) -> Callable[[Any], list[Any]]:
-    """Serializes a list of leaves as graphql-core does (None only where allowed)."""
-    serialize = gql_type.serialize
-
-    def serialized(values: Any) -> list[Any]:
-        out: list[Any] = []
-        for v in values:
-            if v is None:
-                if not optional:
-                    raise Fallback
-                out.append(None)
-            else:
-                out.append(serialize(v))
-        return out
-
-    return serialized
-
-
-def declaration_of(gql_type: GraphQLObjectType, name: str) -> Any:
-    field_def = gql_type.fields.get(name)
-    definition = field_def.extensions.get(BACKREF) if field_def is not None else None
-    return None if definition is None else declaration(definition)
-
-
-def model_of(gql_type: GraphQLObjectType) -> Any:
-    """The model whose rows a GraphQL type is built from (its `is_type_of = rows_of(...)`)."""
-    definition = gql_type.extensions.get(BACKREF)
-    origin = getattr(definition, "origin", None)
-    return getattr(getattr(origin, "is_type_of", None), "model", None)
-
-
-@functools.cache
-def reference_row(model: Any) -> Any:
-    """The class of a reference row read whole (a stage)."""
-    return namedtuple(f"{model.__name__}Row", list(attributes(model)))
-
-
 # --- connections ---------------------------------------------------------------------------
 
 Writer = Callable[[Page[Any], dict[str, Any], Run], Any]
@@ -1140,57 +761,6 @@ def connection_shape(planner: Planner, field_def: GraphQLField,
     return ConnectionShape(writers, node_plans, count, node_type)
 
 
-@dataclass
-class ConnectionPlan:
-    """A root connection: its page, then its nodes' relations, then the JSON."""
-
-    key: str
-    field_def: GraphQLField
-    node: FieldNode
-    listing: Listing
-    shape: ConnectionShape
-    # page statements compiled, by viewer, dialect and arguments (the first page of a list is
-    # asked for again and again)
-    pages: OrderedDict[Any, tuple[PageQuery, Compiled]] = field(default_factory=OrderedDict)
-    size: int = 256
-
-    async def execute(self, run: Run) -> Any:
-        shape = self.shape
-        # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
-        plan = (shape.node_plans or [
-            ObjectPlan("", KINDS[self.listing.kind].model).finish()])[0]
-        key = (viewer_key(run.context.viewer), run.dialect,
-               repr(get_argument_values(self.field_def, self.node, run.variables)))
-        found = self.pages.get(key)
-        if found is None:
-            args = run.arguments(self.field_def, self.node)
-            ctx = run.context
-            spec = await self.listing.spec(ctx, args)
-            query = records.list_query(
-                ctx.viewer, self.listing.kind,
-                page_args(args.get("first"), args.get("after"), args.get("last"),
-                          args.get("before")),
-                spec.conditions, spec.order, ctx.default_page_size, ctx.max_page_size,
-                spec.extra_sort, plan.columns, plan.joined(ctx.viewer), shape.count,
-            )
-            found = query, Compiled.of(query.statement, run.connection.dialect)
-            if spec.reusable:
-                self.pages[key] = found
-                if len(self.pages) > self.size:
-                    self.pages.popitem(last=False)
-        query, compiled = found
-        page = query.page(await compiled.fetch(run.connection), run.context.session)
-        width, make = len(plan.columns), plan.make
-        page.nodes = [make(row[:width]) for row in page.nodes]
-        extras: dict[str, Any] = {}
-        if shape.count:
-            extras["count"] = await page.count()
-        for plan in shape.node_plans:
-            if page.nodes:
-                await run.load(plan, page.nodes)
-        return shape.write(page, extras, run)
-
-
 def typename(name: str) -> Emit:
     return lambda code: repr(name)
 
@@ -1239,18 +809,6 @@ def _edges(planner: Planner, edge_type: GraphQLObjectType, details: list[FieldDe
     ]
 
 
-# --- operations ---------------------------------------------------------------------------
-
-
-@dataclass
-class Constant:
-    key: str
-    value: Any
-
-    async def execute(self, run: Run) -> Any:
-        return self.value
-
-
 def by_id(kind: Kind, plan: ObjectPlan) -> Callable[[Viewer, Any], Any]:
     """The statement of the visible records of a kind by id, with `plan`'s columns."""
     return lambda viewer, ids: records.visible_by_id(
@@ -1293,281 +851,3 @@ class KindPlans:
             for row in rows:
                 built[(kind, row.id)] = plan.build(row, run)
         return built
-
-
-@dataclass
-class RecordsPlan:
-    """node / nodes: the visible records by key."""
-
-    key: str
-    field_def: GraphQLField
-    node: FieldNode
-    decl: Records
-    kinds: KindPlans
-
-    async def execute(self, run: Run) -> Any:
-        keys = self.decl.keys(run.context, run.arguments(self.field_def, self.node))
-        built = await self.kinds.read(run, keys)
-        values = [None if k is None else built.get(k) for k in keys]
-        return values if self.decl.many else values[0]
-
-
-def records_plan(planner: Planner, key: str, field_def: GraphQLField,
-                 details: list[FieldDetails], decl: Records) -> RecordsPlan:
-    gql_type, _ = nullable(field_def.type)
-    if decl.many:
-        gql_type, _ = nullable(gql_type.of_type)
-    return RecordsPlan(key, field_def, details[0].node, decl,
-                       KindPlans.of(planner, gql_type, details))
-
-
-@dataclass
-class ViewerPlan:
-    """The viewer's own row: built from the user loaded with the token, no statement."""
-
-    key: str
-    plan: ObjectPlan
-
-    async def execute(self, run: Run) -> Any:
-        user = run.context.viewer.user
-        row = self.plan.row._make(getattr(user, name) for name in self.plan.needs)
-        await run.load(self.plan, [row])
-        return self.plan.build(row, run)
-
-
-def viewer_plan(planner: Planner, key: str, field_def: GraphQLField,
-                details: list[FieldDetails]) -> ViewerPlan:
-    plan = planner.object_plan(nullable(field_def.type)[0], details, joins=False)
-    return ViewerPlan(key, plan)
-
-
-@dataclass
-class ValuePlan:
-    """A root field's own resolver (a Value), its answer built by a plan in objects mode."""
-
-    key: str
-    field_def: GraphQLField
-    node: FieldNode
-    function: Callable[..., Any]
-    holder: ObjectPlan  # of one object whose `value` is the resolver's answer
-
-    async def execute(self, run: Run) -> Any:
-        value = await call_resolver(
-            self.function, run.context, run.arguments(self.field_def, self.node)
-        )
-        holder = Holder(value)
-        await run.load(self.holder, [holder])
-        return self.holder.build(holder, run)["value"]
-
-
-@dataclass
-class Holder:
-    value: Any
-
-
-def value_plan(planner: Planner, key: str, field_def: GraphQLField,
-               details: list[FieldDetails]) -> ValuePlan:
-    resolver = field_def.extensions[BACKREF].base_resolver
-    holder = ObjectPlan("", None, objects=True, can_join=False)
-    holder.fields.append(("value", planner.value(
-        holder, field_def.type, details, lambda code: "row.value", operator.attrgetter("value")
-    )))
-    return ValuePlan(key, field_def, details[0].node, resolver.wrapped_func, holder.finish())
-
-
-RootPlan = ConnectionPlan | RecordsPlan | ViewerPlan | ValuePlan | Constant
-
-
-@dataclass
-class OperationPlan:
-    roots: list[RootPlan]
-
-    async def execute(
-        self, context: Context, schema: strawberry.Schema, variables: VariableValues
-    ) -> dict[str, Any]:
-        connection = await raw.Connection.of(context.session)
-        if connection is None:  # a database without a driver path in resolvers/raw.py
-            raise Fallback
-        run = Run(context, connection, schema, variables)
-        return {root.key: await root.execute(run) for root in self.roots}
-
-
-def directive_variables(document: DocumentNode) -> tuple[str, ...]:
-    """Variables used by @include/@skip (a plan holds for one set of their values); any other
-    directive, or fragment variables, make the operation unsupported."""
-    names: list[str] = []
-
-    class Directives(Visitor):
-        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
-            if node.name.value not in ("include", "skip"):
-                raise Unsupported(f"directive @{node.name.value}")
-            for argument in node.arguments or ():
-                if isinstance(argument.value, VariableNode):
-                    names.append(argument.value.name.value)
-                elif not isinstance(argument.value, BooleanValueNode):
-                    raise Unsupported("directive argument")
-
-        def enter_fragment_definition(self, node: FragmentDefinitionNode, *_: Any) -> None:
-            if node.variable_definitions:
-                raise Unsupported("fragment variables")
-
-    visit(document, Directives())
-    return tuple(sorted(set(names)))
-
-
-class Plans:
-    """Plans by operation (query text, operation name, @include/@skip variable values),
-    least recently used dropped beyond `size`; an unsupported operation is remembered too."""
-
-    def __init__(self, schema: strawberry.Schema, mode: str = "on", size: int = 512) -> None:
-        self.schema = schema
-        self.mode = mode
-        self.size = size
-        self.cache: OrderedDict[Any, OperationPlan | None] = OrderedDict()
-        self.directive_names: dict[str, tuple[str, ...] | None] = {}
-        self.documents: dict[str, DocumentNode] = {}  # validated, by query text
-        self.stats: Counter[str] = Counter()  # planned / unsupported / fallback / failed
-        self.unsupported: Counter[str] = Counter()  # why operations were not planned
-        self.mismatches: list[dict[str, Any]] = []  # "verify" mode: differences found
-
-    async def execute_cached(
-        self, query: str, operation_name: str | None, raw_variables: dict[str, Any] | None,
-        context: Context,
-    ) -> dict[str, Any] | None:
-        """The data of a query that already ran (so its document was parsed and validated),
-        from its plan; None when it is to go through Strawberry."""
-        document = self.documents.get(query)
-        if document is None:
-            return None
-        return await self.execute(query, document, operation_name, raw_variables, context)
-
-    async def execute(
-        self, query: str, document: DocumentNode, operation_name: str | None,
-        raw_variables: dict[str, Any] | None, context: Context,
-    ) -> dict[str, Any] | None:
-        """The operation's data from its plan, or None when it is to run normally."""
-        if query not in self.documents:  # validated: the fast path may take it from now on
-            self.documents[query] = document
-            if len(self.documents) > self.size:
-                self.documents.pop(next(iter(self.documents)))
-        try:
-            variables = self.variables(document, operation_name, raw_variables)
-            plan = None if variables is None else self.plan(query, document, operation_name,
-                                                            variables)
-            if plan is None or variables is None:
-                self.stats["unsupported"] += 1
-                return None
-            data = await plan.execute(context, self.schema, variables)
-        except (Fallback, RequestError):
-            self.stats["fallback"] += 1
-            return None
-        except Exception as exc:  # a planner fault: answer normally, and say so
-            if classify(exc) is not None:
-                raise  # the database is away or busy: so it is for graphql-core too
-            self.stats["failed"] += 1
-            log.exception("planned execution failed; resolving normally")
-            if self.mode == "verify":
-                self.mismatches.append({"query": query, "variables": raw_variables,
-                                        "planned": repr(exc), "resolved": None})
-            return None
-        self.stats["planned"] += 1
-        return data
-
-    def compare(
-        self, query: str, variables: dict[str, Any] | None, planned: dict[str, Any], result: Any
-    ) -> None:
-        """Verify mode: the plan's JSON must be graphql-core's, byte for byte (order too)."""
-        errors = getattr(result, "errors", None)
-        resolved = getattr(result, "data", None)
-        if errors or orjson.dumps(planned) != orjson.dumps(resolved):
-            log.error("planned execution differs from graphql-core for %s", query)
-            self.mismatches.append({
-                "query": query, "variables": variables, "planned": planned,
-                "resolved": resolved, "errors": [str(e) for e in errors or ()],
-            })
-
-    def plan(
-        self, query: str, document: DocumentNode, operation_name: str | None,
-        variables: VariableValues,
-    ) -> OperationPlan | None:
-        names = self.directive_names.get(query, ())
-        if query not in self.directive_names:
-            try:
-                names = directive_variables(document)
-            except Unsupported:
-                names = None
-            self.directive_names[query] = names
-            if len(self.directive_names) > self.size:
-                self.directive_names.pop(next(iter(self.directive_names)))
-        if names is None:
-            return None
-        key = (query, operation_name, tuple(repr(variables.coerced.get(n)) for n in names))
-        if key in self.cache:
-            self.cache.move_to_end(key)
-            return self.cache[key]
-        try:
-            plan: OperationPlan | None = self._compile(document, operation_name, variables)
-        except Unsupported as why:
-            self.unsupported[str(why)] += 1
-            log.debug("not planned (%s): %s", why, operation_name or "anonymous operation")
-            plan = None
-        except Exception:  # a planner fault: remembered, so that it is logged once
-            self.cache[key] = None
-            raise
-        self.cache[key] = plan
-        if len(self.cache) > self.size:
-            self.cache.popitem(last=False)
-        return plan
-
-    def _compile(
-        self, document: DocumentNode, operation_name: str | None, variables: VariableValues
-    ) -> OperationPlan:
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation != OperationType.QUERY:
-            raise Unsupported("not a query")
-        gql_schema = self.schema._schema
-        fragments = {
-            d.name.value: FragmentDetails(d)
-            for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
-        planner = Planner(gql_schema, fragments, variables, operation)
-        query_type = gql_schema.query_type
-        assert query_type is not None
-        grouped = collect_fields(gql_schema, fragments, variables, query_type, operation)
-        roots: list[RootPlan] = []
-        for key, details in grouped.grouped_field_set.items():
-            name = details[0].node.name.value
-            if name == "__typename":
-                roots.append(Constant(key, query_type.name))
-                continue
-            if name.startswith("__"):
-                raise Unsupported("introspection")
-            decl = declaration_of(query_type, name)
-            field_def = query_type.fields[name]
-            if isinstance(decl, Listing) and decl.parent is None:
-                roots.append(ConnectionPlan(
-                    key, field_def, details[0].node, decl,
-                    connection_shape(planner, field_def, details),
-                ))
-            elif isinstance(decl, Records):
-                roots.append(records_plan(planner, key, field_def, details, decl))
-            elif isinstance(decl, TheViewer):
-                roots.append(viewer_plan(planner, key, field_def, details))
-            elif isinstance(decl, Value):
-                roots.append(value_plan(planner, key, field_def, details))
-            else:
-                raise Unsupported(f"root field {name}")
-        return OperationPlan(roots)
-
-    def variables(self, document: DocumentNode, operation_name: str | None,
-                  raw: dict[str, Any] | None) -> VariableValues | None:
-        operation = get_operation_ast(document, operation_name)
-        if operation is None:
-            return None
-        coerced = get_variable_values(
-            self.schema._schema, operation.variable_definitions or (), raw or {}
-        )
-        return coerced if isinstance(coerced, VariableValues) else None
-
-
-__all__ = ["Fallback", "OperationPlan", "Plans", "Unsupported"]

@@ -258,23 +258,10 @@ def computed_with(
     not run): `function(row, value of using, **arguments)`."""
     decl = Computed(function, tuple(reads), using, arguments=True)
 
-    def decorate(stub: Any) -> Any:
-        if isinstance(stub, staticmethod):
-            stub = stub.__func__
-        signature = inspect.signature(stub)
+    async def answer(root: Any, info: Info, values: dict[str, Any]) -> Any:
+        return function(root, await using.load(root, info), **values)
 
-        @functools.wraps(stub)
-        async def resolve(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            values = dict(bound.arguments)
-            info: Info = values.pop("info")
-            root = values.pop("root")
-            return function(root, await using.load(root, info), **values)
-
-        return _field(resolve, decl, description=description)
-
-    return decorate
+    return lambda stub: _stub_field(decl, stub, answer, description=description)
 
 
 def node_id(type_name: str) -> Any:
@@ -297,22 +284,14 @@ def connection(
     below a row, the records' column referring to it (see Listing)."""
 
     def decorate(stub: Any) -> Any:
-        if isinstance(stub, staticmethod):
-            stub = stub.__func__
-        signature = inspect.signature(stub)
+        stub = unwrapped(stub)
         decl = Listing(kind, stub, parent, through_parent)
 
-        @functools.wraps(stub)
-        async def resolve(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            spec = await stub(*bound.args, **bound.kwargs)
-            bound.apply_defaults()
-            values = bound.arguments
-            return await read_connection(
-                values["info"], decl, values.get("root"), spec, page_args_of(values)
-            )
+        async def answer(root: Any, info: Info, values: dict[str, Any]) -> Any:
+            spec = await stub(root, info, **values)
+            return await read_connection(info, decl, root, spec, page_args_of(values))
 
-        return _field(resolve, decl, description=description, graphql_type=returns)
+        return _stub_field(decl, stub, answer, description=description, graphql_type=returns)
 
     return decorate
 
@@ -325,23 +304,12 @@ def records_field(
     body is not run: `keys` reads them)."""
     decl = Records(keys, many)
 
-    def decorate(stub: Any) -> Any:
-        signature = inspect.signature(stub)
+    async def answer(root: Any, info: Info, values: dict[str, Any]) -> Any:
+        ctx = info.context
+        found = await records.get_by_keys(ctx.session, ctx.viewer, keys(ctx, values))
+        return found if many else found[0]
 
-        @functools.wraps(stub)
-        async def resolve(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            values = dict(bound.arguments)
-            info: Info = values.pop("info")
-            values.pop("self", None)
-            ctx = info.context
-            found = await records.get_by_keys(ctx.session, ctx.viewer, keys(ctx, values))
-            return found if many else found[0]
-
-        return _field(resolve, decl, description=description)
-
-    return decorate
+    return lambda stub: _stub_field(decl, stub, answer, description=description)
 
 
 def value_field(description: str | None = None) -> Any:
@@ -388,30 +356,45 @@ def paged(
     not run); the pages of a request's rows are read together."""
     decl = Paged(pages)
 
-    def decorate(stub: Any) -> Any:
-        if isinstance(stub, staticmethod):
-            stub = stub.__func__
-        signature = inspect.signature(stub)
+    async def answer(root: Any, info: Info, values: dict[str, Any]) -> Any:
+        ctx, model = info.context, type(root)
 
-        @functools.wraps(stub)
-        async def resolve(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            values = dict(bound.arguments)
-            info: Info = values.pop("info")
-            root = values.pop("root")
-            ctx, model = info.context, type(root)
+        async def load(ids: list[int]) -> list[Page[Any]]:
+            found = await pages(ctx, model, ids, values)
+            return [found[i] for i in ids]
 
-            async def load(ids: list[int]) -> list[Page[Any]]:
-                found = await pages(ctx, model, ids, values)
-                return [found[i] for i in ids]
+        key = (decl, model, repr(sorted(values.items())))
+        return Connection(page=await ctx.loaders.batch(key, load).load(root.id))
 
-            key = (decl, model, repr(sorted(values.items())))
-            return Connection(page=await ctx.loaders.batch(key, load).load(root.id))
+    return lambda stub: _stub_field(
+        decl, stub, answer, description=description, graphql_type=returns
+    )
 
-        return _field(resolve, decl, description=description, graphql_type=returns)
 
-    return decorate
+def unwrapped(stub: Any) -> Any:
+    return stub.__func__ if isinstance(stub, staticmethod) else stub
+
+
+def _stub_field(
+    decl: Any, stub: Any, answer: Callable[[Any, Info, dict[str, Any]], Awaitable[Any]],
+    **kwargs: Any,
+) -> Any:
+    """A field whose arguments a stub's signature declares (Strawberry reads it), answered by
+    `answer(parent row or None, info, arguments by Python name)`."""
+    stub = unwrapped(stub)
+    signature = inspect.signature(stub)
+
+    @functools.wraps(stub)
+    async def resolve(*args: Any, **kwargs_: Any) -> Any:
+        bound = signature.bind(*args, **kwargs_)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        info: Info = values.pop("info")
+        root = values.pop("root", None)
+        values.pop("self", None)
+        return await answer(root, info, values)
+
+    return _field(resolve, decl, **kwargs)
 
 
 def page_args_of(values: dict[str, Any]) -> PageArgs:

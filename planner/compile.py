@@ -592,11 +592,7 @@ class Planner:
         load = Load(next(_ids), ObjectPlan("", None), fetch)
         plan.loads.append(load)
 
-        def emit(code: Code) -> str:
-            found = code.var(f"data[{load.key}][{plan.read('id')}]")
-            return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
-
-        return emit
+        return page_of(plan, load, shape)
 
     def nested(
         self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
@@ -663,11 +659,7 @@ class Planner:
         load = Load(next(_ids), node_plan, fetch)
         plan.loads.append(load)
 
-        def emit(code: Code) -> str:
-            found = code.var(f"data[{load.key}][{plan.read('id')}]")
-            return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
-
-        return emit
+        return page_of(plan, load, shape)
 
 
 # --- connections ---------------------------------------------------------------------------
@@ -759,6 +751,16 @@ def connection_shape(planner: Planner, field_def: GraphQLField,
             plan.needs = sorted(plan.needs, key=shared.index)
         plan.finish()
     return ConnectionShape(writers, node_plans, count, node_type)
+
+
+def page_of(plan: ObjectPlan, load: Load, shape: ConnectionShape) -> Emit:
+    """A connection below a row, from the (page, count) its load found for the row's id."""
+
+    def emit(code: Code) -> str:
+        found = code.var(f"data[{load.key}][{plan.read('id')}]")
+        return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
+
+    return emit
 
 
 def typename(name: str) -> Emit:

@@ -260,7 +260,9 @@ def bench_sides(
                 run = measured(side, args.duration, args.connections)
                 runs[name][key].append(run)
                 cells.append(f"{side.target.label} {run['req_per_s']:.0f} req/s p99 "
-                             f"{run['p99_ms']:.1f} ms errors {peer.error_text(run)}")
+                             f"{run['p99_ms']:.1f} ms errors {peer.error_text(run)}"
+                             + ("" if run["requests"] else
+                                " [red](no answer within the run: try a longer --duration)[/red]"))
             console.print(f"    {name}: " + "; ".join(cells), highlight=False)
     found: dict[str, dict[str, Any]] = {}
     for name, by_side in sides.items():
@@ -317,7 +319,8 @@ def profile(url: str, token: str, shape: Shape, requests: int, top: int = 25) ->
               f"({1000 * elapsed / requests:.1f} ms each, under cProfile)\n")
     stats.sort_stats(pstats.SortKey.TIME).print_stats(top)
     stats.sort_stats(pstats.SortKey.CUMULATIVE).print_stats(top)
-    return re.sub(r"\n{3,}", "\n\n", out.getvalue())
+    text = out.getvalue().replace(f"{pipeline.REPO}/", "")
+    return re.sub(r"\n{3,}", "\n\n", re.sub(r"\S*/site-packages/", "", text))
 
 
 # --- one dataset size ----------------------------------------------------------------------
@@ -406,7 +409,8 @@ def postgresql_size(
             console.print(f"  profile of dealgraph on its slowest shape, {slowest.name}:")
             record["profile"] = {"shape": slowest.name,
                                  "text": profile(url, token, slowest, args.profile_requests)}
-            console.print(record["profile"]["text"], highlight=False, markup=False)
+            console.print(record["profile"]["text"], highlight=False, markup=False,
+                          soft_wrap=True)
         return found
     finally:
         if other is not None:
@@ -572,7 +576,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds of the one-connection run per shape and server")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per request")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--profile-requests", type=int, default=200,
+    parser.add_argument("--profile-requests", type=int, default=50,
                         help="requests of the slowest shape under cProfile (0: no profile)")
     parser.add_argument("--keep-databases", action="store_true",
                         help=f"leave the {peer.DATABASE_PREFIX}<N> databases in place")

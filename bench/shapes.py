@@ -316,11 +316,32 @@ def profile(url: str, token: str, shape: Shape, requests: int, top: int = 25) ->
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     out.write(f"{requests} requests of {shape.name} in {elapsed:.2f} s "
-              f"({1000 * elapsed / requests:.1f} ms each, under cProfile)\n")
+              f"({1000 * elapsed / requests:.1f} ms each, under cProfile)\n"
+              f"own time by package: {package_shares(stats)}\n")
     stats.sort_stats(pstats.SortKey.TIME).print_stats(top)
     stats.sort_stats(pstats.SortKey.CUMULATIVE).print_stats(top)
     text = out.getvalue().replace(f"{pipeline.REPO}/", "")
     return re.sub(r"\n{3,}", "\n\n", re.sub(r"\S*/site-packages/", "", text))
+
+
+def package_shares(stats: pstats.Stats, top: int = 8) -> str:
+    """Own (exclusive) time per top-level package, the largest first, as shares."""
+    by_package: dict[str, float] = {}
+    for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
+        path = Path(filename)
+        if "site-packages" in path.parts:
+            package = path.parts[path.parts.index("site-packages") + 1].removesuffix(".py")
+        elif path.is_relative_to(pipeline.REPO):
+            package = f"dealgraph {path.relative_to(pipeline.REPO).parts[0]}"
+        elif filename.startswith("<") or filename == "~":
+            package = "built-in"
+        else:
+            module = path.stem if path.parent.name.startswith("python") else path.parent.name
+            package = f"stdlib {module}"
+        by_package[package] = by_package.get(package, 0.0) + row[2]
+    total = sum(by_package.values()) or 1.0
+    ranked = sorted(by_package.items(), key=lambda item: -item[1])[:top]
+    return ", ".join(f"{name} {100 * seconds / total:.0f}%" for name, seconds in ranked)
 
 
 # --- one dataset size ----------------------------------------------------------------------
@@ -501,9 +522,10 @@ def sqlite_table(size: int, record: dict[str, Any], args: argparse.Namespace) ->
 
 def latency_table(size: int, record: dict[str, Any], args: argparse.Namespace) -> Table:
     table = Table(title=f"{size} deals, one connection ({args.latency_duration} s each): "
-                        "single-request latency, ms", title_justify="left")
-    for name in ("shape", "dealgraph PG p50", "p99", "PostGraphile p50", "p99",
-                 "dealgraph SQLite p50", "p99"):
+                        "single-request latency, ms, and the server's CPU ms per request",
+                  title_justify="left")
+    for name in ("shape", "dealgraph PG p50", "p99", "CPU ms", "PostGraphile p50", "p99",
+                 "CPU ms", "dealgraph SQLite p50", "p99", "CPU ms"):
         table.add_column(name, justify="left" if name == "shape" else "right")
     postgresql = record.get("postgresql", {}).get("shapes", {})
     sqlite = record.get("sqlite", {}).get("shapes", {})
@@ -512,8 +534,8 @@ def latency_table(size: int, record: dict[str, Any], args: argparse.Namespace) -
         for shapes, key in ((postgresql, "dealgraph"), (postgresql, "peer"),
                             (sqlite, "dealgraph")):
             single = shapes.get(name, {}).get(key, {}).get("single")
-            row += ([f"{single['p50_ms']:.1f}", f"{single['p99_ms']:.1f}"] if single
-                    else ["-", "-"])
+            row += ([f"{single['p50_ms']:.1f}", f"{single['p99_ms']:.1f}",
+                     f"{single['cpu_ms_per_request']:.2f}"] if single else ["-", "-", "-"])
         table.add_row(*row)
     return table
 
@@ -564,8 +586,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Every SPA query shape, dealgraph vs PostGraphile (see bench/README.md)."
     )
-    parser.add_argument("--sizes", type=peer.int_list, default=[10_000],
-                        help="dataset sizes, comma-separated (e.g. 10000,100000)")
+    parser.add_argument("--sizes", type=peer.int_list, default=[10_000, 100_000],
+                        help="dataset sizes, comma-separated (default 10000,100000)")
     parser.add_argument("--shapes", default="",
                         help="comma-separated shape names (default: every one in bench/shapes)")
     parser.add_argument("--databases", default="postgresql,sqlite",

@@ -292,7 +292,8 @@ def probe_requests(
 ) -> dict[str, dict[str, Any]]:
     """Send each request twice in-process (`create_app` behind the ASGI transport) and report,
     per name, the SQL statements of the second (every statement, the token lookup included),
-    those of the first on a cold engine, and how the planner took the second: `planned` when
+    those of the first (not yet planned; the very first also on a cold engine), and how the
+    planner took the second, from its counters (`Plans.stats`): `planned` when
     it answered from a plan, else what its stats counted (unsupported, fallback, failed).
     `check(name, status, payload)` describes an answer or raises BenchError."""
     from server.app import create_app

@@ -34,7 +34,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -221,12 +221,31 @@ class Side:
     pid: int
 
 
+def wait_idle(pid: int, timeout: float = 60.0, step: float = 0.25) -> float:
+    """Until the server has finished what the last run left it (wrk stops waiting at the end
+    of a run, the server goes on with the requests in flight): its CPU time stops growing
+    (under 10% of a CPU for `step`). Returns the seconds waited."""
+    started = time.monotonic()
+    last = cpu_seconds(pid)
+    while time.monotonic() < started + timeout:
+        time.sleep(step)
+        now = cpu_seconds(pid)
+        if now - last < step / 10:
+            break
+        last = now
+    return time.monotonic() - started
+
+
 def measured(side: Side, seconds: int, connections: int) -> dict[str, float]:
-    """A wrk run with the server's CPU milliseconds per request."""
+    """A wrk run with the server's CPU milliseconds per request (its CPU time while wrk ran
+    ÷ the answers), then PostgreSQL's and the server's leftovers finished before the next."""
     before = cpu_seconds(side.pid)
-    run = peer.wrk_run(side.target, seconds, connections)
+    run = peer.wrk_run(replace(side.target, database=None), seconds, connections)
     used = cpu_seconds(side.pid) - before
     run["cpu_ms_per_request"] = 1000 * used / run["requests"] if run["requests"] else 0.0
+    if side.target.database:
+        peer.quiesce(side.target.database)
+    run["drain_s"] = round(wait_idle(side.pid), 2)
     return run
 
 
@@ -245,7 +264,7 @@ def bench_sides(
     dealgraph, peer ...), then one connection alone: medians per shape and side."""
     for by_side in sides.values():
         for side in by_side.values():
-            warm = peer.wrk_run(side.target, args.warmup, args.connections)
+            warm = measured(side, args.warmup, args.connections)
             if warm["errors"]:
                 console.print(f"[yellow]  warm-up of {side.target.label}:[/yellow] "
                               f"{peer.error_text(warm)}", highlight=False)

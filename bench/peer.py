@@ -67,30 +67,24 @@ PEER_LOAD = pipeline.PEER_LOAD
 DATABASE_PREFIX = "dealgraph_peer_"
 GOAL_RATIO = 1.5
 # Tables whose soft-deleted rows dealgraph hides and PostGraphile would show.
-SOFT_DELETE_TABLES = ("opportunities", "quotes", "accounts", "campaigns", "products")
+SOFT_DELETE_TABLES = (
+    "opportunities", "quotes", "accounts", "campaigns", "products", "contacts", "leads"
+)
 
+SHAPES = BENCH / "shapes"  # the SPA's query shapes and their PostGraphile twins
 # The same fields and rows as tests/queries/pipeline.graphql, in PostGraphile 5's names (the
 # stored columns only: dealgraph's computed fields have the stage's columns instead). Quotes
 # carry no `deletedAt` condition: the column is not indexed, so PostGraphile refuses it.
-PEER_QUERY = """\
-query Peer($first: Int!) {
-  allOpportunities(first: $first, orderBy: [EXPECTED_CLOSE_DATE_ASC, PRIMARY_KEY_ASC]%s) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { cursor node {
-      id number name amount currency probability expectedCloseDate type leadSource nextStep
-      salesStageBySalesStage { key name probability forecastCategory isClosed isWon }
-      userByAssignedToId { id username fullName }
-      accountByAccountId { id name industry }
-      campaignByCampaignId { id name status }
-      quotesByOpportunityId(orderBy: PRIMARY_KEY_ASC) { nodes { id number subject isSynced
-        quoteLinesByQuoteId(orderBy: [POSITION_ASC, PRIMARY_KEY_ASC]) { nodes {
-          quantity listPrice discountPercent productByProductId { id name code } } } } }
-    } }
-  }
-}
-"""
+PEER_QUERY_FILE = SHAPES / "pipeline.postgraphile.graphql"
 PEER_CONDITION = ", condition: {deletedAt: null}"
+
+
+def peer_query(condition: bool) -> str:
+    """The PostGraphile pipeline request, with or without the condition on deals."""
+    query = PEER_QUERY_FILE.read_text()
+    if PEER_CONDITION not in query:
+        raise BenchError(f"{PEER_QUERY_FILE} no longer holds {PEER_CONDITION.strip(', ')!r}")
+    return query if condition else query.replace(PEER_CONDITION, "", 1)
 
 
 @dataclass
@@ -631,11 +625,11 @@ def bench_size(
             console.print(f"  PostGraphile: {peer.base} (answering after {ready:.1f} s)")
             peers: list[Target] = []
             for key, label, condition in (
-                ("peer", "PostGraphile", PEER_CONDITION),
-                ("peer_nocond", "PostGraphile, no deletedAt condition", ""),
+                ("peer", "PostGraphile", True),
+                ("peer_nocond", "PostGraphile, no deletedAt condition", False),
             ):
                 peer_body = sizedir / f"{key}.json"
-                peer_body.write_text(json.dumps({"query": PEER_QUERY % condition,
+                peer_body.write_text(json.dumps({"query": peer_query(condition),
                                                  "variables": {"first": args.page_size}}))
                 peers.append(
                     Target(key, label, f"{peer.base}/graphql", peer_body, database=url)
@@ -723,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         pipeline.check_loopback_url(args.pg_url)
-        for needed in (pipeline.PIPELINE_QUERY, PEER_SERVER, PEER_LOAD):
+        for needed in (pipeline.PIPELINE_QUERY, PEER_QUERY_FILE, PEER_SERVER, PEER_LOAD):
             if not needed.exists():
                 raise BenchError(f"missing {needed}")
         if shutil.which("wrk") is None:
@@ -744,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "settings": {key: str(value) if isinstance(value, Path) else value
                      for key, value in vars(args).items()},
-        "peer_query": PEER_QUERY,
+        "peer_query": peer_query(True),
         "sizes": [],
     }
     status = 0

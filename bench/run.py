@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -279,16 +280,29 @@ def check_pipeline_answer(status: int, payload: Any, page_size: int, opportuniti
     )
 
 
-def count_statements(
-    url: str, token: str, body: dict[str, Any], page_size: int, opportunities: int
-) -> dict[str, Any]:
-    """Run the pipeline query in-process (ASGI transport) and count the SQL statements."""
+def graphql_plans(app: Any) -> Any:
+    """The planner (planner.Plans) behind an app's /graphql route, or None when it is off."""
+    route = next(r for r in app.routes if getattr(r, "path", None) == "/graphql")
+    return getattr(route.endpoint.app.schema, "plans", None)
+
+
+def probe_requests(
+    url: str, token: str, bodies: dict[str, dict[str, Any]],
+    check: Callable[[str, int, Any], str],
+) -> dict[str, dict[str, Any]]:
+    """Send each request twice in-process (`create_app` behind the ASGI transport) and report,
+    per name, the SQL statements of the second (every statement, the token lookup included),
+    those of the first (not yet planned; the very first also on a cold engine), and how the
+    planner took the second, from its counters (`Plans.stats`): `planned` when
+    it answered from a plan, else what its stats counted (unsupported, fallback, failed).
+    `check(name, status, payload)` describes an answer or raises BenchError."""
     from server.app import create_app
     from server.settings import Settings
 
-    async def main() -> dict[str, Any]:
+    async def main() -> dict[str, dict[str, Any]]:
         app = create_app(Settings(database_url=url))
         sync_engine = app.state.engine.sync_engine
+        plans = graphql_plans(app)
         statements: list[str] = []
 
         def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -297,25 +311,46 @@ def count_statements(
         event.listen(sync_engine, "before_cursor_execute", record)
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        found: dict[str, dict[str, Any]] = {}
         try:
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://127.0.0.1", headers=headers, timeout=60
             ) as client:
-                first = await client.post("/graphql", json=body)
-                cold = len(statements)
-                description = check_pipeline_answer(
-                    first.status_code, first.json(), page_size, opportunities
-                )
-                statements.clear()
-                second = await client.post("/graphql", json=body)
-                check_pipeline_answer(second.status_code, second.json(), page_size, opportunities)
+                for name, body in bodies.items():
+                    statements.clear()
+                    first = await client.post("/graphql", json=body)
+                    cold = len(statements)
+                    description = check(name, first.status_code, first.json())
+                    statements.clear()
+                    before = plans.stats.copy() if plans is not None else None
+                    second = await client.post("/graphql", json=body)
+                    check(name, second.status_code, second.json())
+                    if plans is None:
+                        path = "planner off"
+                    else:
+                        counted = plans.stats - before
+                        path = "planned" if counted["planned"] else (
+                            ", ".join(sorted(counted)) or "not tried")
+                    found[name] = {"statements": len(statements), "cold": cold,
+                                   "sql": list(statements), "answer": description,
+                                   "path": path}
         finally:
             event.remove(sync_engine, "before_cursor_execute", record)
             await app.state.engine.dispose()
-        return {"statements": len(statements), "cold": cold, "sql": list(statements),
-                "answer": description}
+        return found
 
-    return asyncio.run(asyncio.wait_for(main(), 120))
+    return asyncio.run(asyncio.wait_for(main(), 60 + 30 * len(bodies)))
+
+
+def count_statements(
+    url: str, token: str, body: dict[str, Any], page_size: int, opportunities: int
+) -> dict[str, Any]:
+    """Run the pipeline query in-process (ASGI transport) and count the SQL statements."""
+    return probe_requests(
+        url, token, {"pipeline": body},
+        lambda _name, status, payload: check_pipeline_answer(
+            status, payload, page_size, opportunities),
+    )["pipeline"]
 
 
 def run_load(
@@ -396,10 +431,11 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
         counted = count_statements(url, token, body, args.page_size, args.opportunities)
         row["statements"] = counted["statements"]
         row["statements_cold"] = counted["cold"]
+        row["path"] = counted["path"]
         console.print(f"  answer: {counted['answer']}")
         console.print(
             f"  SQL statements per request: {counted['statements']} "
-            f"(first request on a cold engine: {counted['cold']})"
+            f"(first request on a cold engine: {counted['cold']}); planner: {counted['path']}"
         )
         if args.show_sql:
             for statement in counted["sql"]:

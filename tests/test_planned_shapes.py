@@ -1,4 +1,4 @@
-"""Every SPA query shape (tests/queries/shapes/, and the pipeline page) is planned: answered
+"""Every SPA query shape (bench/shapes/, tests/queries/shapes/, the pipeline page) is planned: answered
 as graphql-core answers it, byte for byte, with the same number of statements whatever its
 page size (36 deals in all: pages of 20 and 36 reach every relation), under every role."""
 
@@ -17,9 +17,13 @@ apps = test_planner.apps  # the fixtures: the planner's app and graphql-core's, 
 clients = test_planner.clients
 
 QUERIES = Path(__file__).parent / "queries"
+BENCH = Path(__file__).parent.parent / "bench" / "shapes"  # beside their PostGraphile twins
 SHAPES = {
     path.stem: path.read_text()
-    for path in [QUERIES / "pipeline.graphql", *sorted((QUERIES / "shapes").glob("*.graphql"))]
+    for path in [
+        QUERIES / "pipeline.graphql", *sorted((QUERIES / "shapes").glob("*.graphql")),
+        *sorted(p for p in BENCH.glob("*.graphql") if not p.stem.endswith(".postgraphile")),
+    ]
 }
 
 

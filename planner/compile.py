@@ -42,6 +42,7 @@ from planner.plans import (
     attributes,
     declaration_of,
     fallback,
+    leaf,
     leaves,
     model_of,
     nullable,
@@ -60,6 +61,7 @@ from schema.reads import (
     ByKey,
     ChildList,
     Computed,
+    EdgeLink,
     Listing,
     NodeId,
     Paged,
@@ -566,6 +568,25 @@ class Planner:
 
         return emit
 
+    def edge_link(self, nodes: ObjectPlan, field_def: GraphQLField, decl: EdgeLink
+                  ) -> EdgeWriter:
+        """An edge's field from the link between the connection's parent and the node (read
+        for every node at once: see EdgeLink)."""
+        relation = decl.relation
+        target = ObjectPlan("", relation.model, [relation.parent.key, decl.match, *decl.reads])
+        load = self.children(nodes, relation, target.finish())
+        serialize = leaf(field_def.type)
+        get_match = operator.attrgetter(decl.match)
+
+        def value(row: Row, cursor: str | None, run: Run, extras: dict[str, Any]) -> Any:
+            if "parent" not in extras:
+                raise Fallback  # a root connection's edges have no parent to link to
+            found = run.data[load.key].get(row[nodes.column("id")], ())
+            link = next((ln for ln in found if get_match(ln) == extras["parent"]), None)
+            return serialize(decl.function(link))
+
+        return value
+
     def paged(
         self, plan: ObjectPlan, field_def: GraphQLField, details: list[FieldDetails],
         decl: Paged,
@@ -705,8 +726,6 @@ def connection_shape(planner: Planner, field_def: GraphQLField,
     edge_type = planner.object_type(
         nullable(nullable(conn_type.fields["edges"].type)[0].of_type)[0]
     )
-    if set(edge_type.fields) - {"cursor", "node"}:
-        raise Unsupported(f"edge type {edge_type.name}")
     selections = 0  # of the nodes (`nodes`, and `node` in each `edges`)
     for _, sub_details in planner.subfields(conn_type, details):
         name = sub_details[0].node.name.value
@@ -757,8 +776,10 @@ def page_of(plan: ObjectPlan, load: Load, shape: ConnectionShape) -> Emit:
     """A connection below a row, from the (page, count) its load found for the row's id."""
 
     def emit(code: Code) -> str:
-        found = code.var(f"data[{load.key}][{plan.read('id')}]")
-        return f"{code.const(shape.write)}({found}[0], {{'count': {found}[1]}}, run)"
+        parent = code.var(plan.read("id"))
+        found = code.var(f"data[{load.key}][{parent}]")
+        extras = f"{{'count': {found}[1], 'parent': {parent}}}"
+        return f"{code.const(shape.write)}({found}[0], {extras}, run)"
 
     return emit
 
@@ -769,10 +790,6 @@ def typename(name: str) -> Emit:
 
 def nodes_writer(plan: Any) -> Writer:
     return lambda page, extras, run: [plan.build(row, run) for row in page.nodes]
-
-
-def node_writer(plan: Any) -> Callable[[Row, str, Run], Any]:
-    return lambda row, cursor, run: plan.build(row, run)
 
 
 def _page_info(planner: Planner, conn_type: GraphQLObjectType,
@@ -791,24 +808,44 @@ def _page_info(planner: Planner, conn_type: GraphQLObjectType,
     return lambda page, extras, run: {key: value(page) for key, value in fields}
 
 
+EdgeWriter = Callable[[Row, str | None, Run, dict[str, Any]], Any]
+
+
 def _edges(planner: Planner, edge_type: GraphQLObjectType, details: list[FieldDetails],
            node_plan: Callable[[list[FieldDetails]], Any]) -> Writer:
-    fields: list[tuple[str, Callable[[Row, str, Run], Any]]] = []
-    for key, sub_details in planner.subfields(edge_type, details):
+    fields: list[tuple[str, EdgeWriter]] = []
+    selected = list(planner.subfields(edge_type, details))
+    plans = {key: node_plan(d) for key, d in selected if d[0].node.name.value == "node"}
+    links = [d for _, d in selected if isinstance(
+        declaration_of(edge_type, d[0].node.name.value), EdgeLink)]
+    nodes = next(iter(plans.values()), None) or (node_plan([]) if links else None)
+    for key, sub_details in selected:
         name = sub_details[0].node.name.value
+        decl = declaration_of(edge_type, name)
         if name == "cursor":
-            fields.append((key, lambda row, cursor, run: cursor))
+            fields.append((key, lambda row, cursor, run, extras: cursor))
         elif name == "node":
-            plan = node_plan(sub_details)
-            fields.append((key, node_writer(plan)))
+            fields.append((key, built_by(plans[key])))
         elif name == "__typename":
-            fields.append((key, lambda row, cursor, run: edge_type.name))
+            fields.append((key, lambda row, cursor, run, extras: edge_type.name))
+        elif isinstance(decl, EdgeLink) and isinstance(nodes, ObjectPlan):
+            fields.append((key, planner.edge_link(nodes, edge_type.fields[name], decl)))
         else:
             raise Unsupported(f"{edge_type.name}.{name}")
-    return lambda page, extras, run: [
-        {key: value(row, cursor, run) for key, value in fields}
-        for row, cursor in zip(page.nodes, page.cursors, strict=True)
-    ]
+    with_cursors = any(d[0].node.name.value == "cursor" for _, d in selected)
+
+    def write(page: Page[Any], extras: dict[str, Any], run: Run) -> Any:
+        cursors = page.cursors if with_cursors else [None] * len(page.nodes)
+        return [
+            {key: value(row, cursor, run, extras) for key, value in fields}
+            for row, cursor in zip(page.nodes, cursors, strict=True)
+        ]
+
+    return write
+
+
+def built_by(plan: Any) -> EdgeWriter:
+    return lambda row, cursor, run, extras: plan.build(row, run)
 
 
 def by_id(kind: Kind, plan: ObjectPlan) -> Callable[[Viewer, Any], Any]:

@@ -365,6 +365,21 @@ def fallback() -> Any:
     raise Fallback
 
 
+def leaf(gql_type: Any) -> Callable[[Any], Any]:
+    """Serializes one leaf as graphql-core does (None only where allowed)."""
+    named, optional = nullable(gql_type)
+    serialize = named.serialize
+
+    def serialized(value: Any) -> Any:
+        if value is None:
+            if not optional:
+                raise Fallback
+            return None
+        return serialize(value)
+
+    return serialized
+
+
 def leaves(gql_type: Any, optional: bool) -> Callable[[Any], list[Any]]:
     """Serializes a list of leaves as graphql-core does (None only where allowed)."""
     serialize = gql_type.serialize

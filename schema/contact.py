@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -10,13 +11,13 @@ import strawberry
 import models
 from resolvers.ids import pk_of
 from resolvers.loaders import DEAL_CONTACTS
-from schema.common import RecordOrder, record_spec, relation
+from schema.common import RecordOrder, record_spec
 from schema.context import Info
 from schema.customization import Customizable
 from schema.dealroom import DealRoomRecord
-from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_list
-from schema.reads import ListSpec, connection, node_id, to_one
-from schema.relay import Connection, Node, page_args, rows_of
+from schema.opportunity import Opportunity, OpportunityFilter, OpportunityOrder, deal_spec
+from schema.reads import ListSpec, connection, edge_link, node_id, to_one
+from schema.relay import Connection, Node, rows_of
 from schema.user import User
 
 if TYPE_CHECKING:
@@ -29,33 +30,27 @@ Parent = strawberry.Parent[models.Contact]
 class ContactOpportunityEdge:
     cursor: str
     node: Opportunity
-    contact_id: strawberry.Private[int]
+    parent_id: strawberry.Private[int]  # the contact's
 
-    async def _link(self, info: Info) -> models.OpportunityContact | None:
-        deal: models.Opportunity = self.node  # type: ignore[assignment]
-        links = await info.context.loaders.children(DEAL_CONTACTS).load(deal.id)
-        return next((link for link in links if link.contact_id == self.contact_id), None)
-
-    @strawberry.field(description="The contact's role in the deal (a contactRole key).")
-    async def role(self, info: Info) -> str | None:
-        link = await self._link(info)
-        return None if link is None else link.role
-
-    @strawberry.field(description="Whether the contact is the deal's primary contact.")
-    async def is_primary(self, info: Info) -> bool:
-        link = await self._link(info)
-        return link is not None and link.is_primary
+    role: str | None = edge_link(
+        DEAL_CONTACTS, "contact_id", lambda link: None if link is None else link.role,
+        reads=("role",), description="The contact's role in the deal (a contactRole key).",
+    )
+    is_primary: bool = edge_link(
+        DEAL_CONTACTS, "contact_id", lambda link: link is not None and link.is_primary,
+        reads=("is_primary",), description="Whether the contact is the deal's primary contact.",
+    )
 
 
 @strawberry.type(description="The deals a contact has a role in.")
 class ContactOpportunityConnection(Connection[Opportunity]):
-    contact_id: strawberry.Private[int]
+    parent_id: strawberry.Private[int]  # the contact's
 
     @strawberry.field
     def edges(self) -> list[ContactOpportunityEdge]:
         page = self.page
         return [
-            ContactOpportunityEdge(cursor=c, node=n, contact_id=self.contact_id)
+            ContactOpportunityEdge(cursor=c, node=n, parent_id=self.parent_id)
             for c, n in zip(page.cursors, page.nodes, strict=True)
         ]
 
@@ -81,8 +76,11 @@ class Contact(Node, Customizable, DealRoomRecord):
 
     assigned_to: User = to_one("User", "assigned_to_id")
 
-    @strawberry.field(description="The live deals the contact has a role in that the viewer "
-                      "may see.")
+    @connection(
+        "Opportunity", ContactOpportunityConnection, models.OpportunityContact.contact_id,
+        of_parent=True,
+        description="The live deals the contact has a role in that the viewer may see.",
+    )
     @staticmethod
     async def opportunities(
         root: Parent,
@@ -93,17 +91,13 @@ class Contact(Node, Customizable, DealRoomRecord):
         before: str | None = None,
         filter: OpportunityFilter | None = None,
         order_by: list[OpportunityOrder] | None = None,
-    ) -> ContactOpportunityConnection:
-        conditions, order, extra_sort, spec = await deal_list(
-            info.context.session, filter, order_by
-        )
+    ) -> ListSpec:
+        spec = await deal_spec(info, filter, order_by)
         link = models.OpportunityContact
-        connection = await relation(
-            info, "Opportunity", link.contact_id, root.id, page_args(first, after, last, before),
-            order, [link.opportunity_id == models.Opportunity.id, *conditions],
-            ("contact", spec), extra_sort,
+        return replace(
+            spec, conditions=[link.opportunity_id == models.Opportunity.id, *spec.conditions],
+            spec=("contact", spec.spec),
         )
-        return ContactOpportunityConnection(page=connection.page, contact_id=root.id)
 
 
 @strawberry.input

@@ -152,6 +152,18 @@ class RecordRefs:
 
 
 @dataclass(frozen=True, eq=False)
+class EdgeLink:
+    """An edge's field read from the link between the connection's parent and the edge's
+    node: among the node's `relation` rows, the one whose `match` column holds the parent's
+    id; `function(that link or None)` (reading the link's `reads`)."""
+
+    relation: Children
+    match: str
+    reads: tuple[str, ...]
+    function: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, eq=False)
 class Records:
     """Root records by key: `keys(context, arguments)` gives the (kind, id) of each wanted
     record in order (None for an id that names none); the visible ones are returned, null
@@ -275,13 +287,14 @@ def node_id(type_name: str) -> Any:
 
 def connection(
     kind: str, returns: Any, parent: Any = None, description: str | None = None,
-    through_parent: bool = False,
+    through_parent: bool = False, of_parent: bool = False,
 ) -> Callable[[Callable[..., Awaitable[ListSpec]]], Any]:
     """A connection field of `kind` records (of type `returns`), from a stub whose signature
     gives the field's arguments (first, after, last, before and its own) and which turns
     them into a ListSpec. The stub reads only `info.context`, and of its parent row only its
     class (links.entity_of): the planner calls it too, with the parent's model. `parent`:
-    below a row, the records' column referring to it (see Listing)."""
+    below a row, the records' column referring to it (see Listing). `of_parent`: `returns` is
+    a connection type that also takes the parent's id (its edges' EdgeLink fields read it)."""
 
     def decorate(stub: Any) -> Any:
         stub = unwrapped(stub)
@@ -289,7 +302,8 @@ def connection(
 
         async def answer(root: Any, info: Info, values: dict[str, Any]) -> Any:
             spec = await stub(root, info, **values)
-            return await read_connection(info, decl, root, spec, page_args_of(values))
+            page = (await read_connection(info, decl, root, spec, page_args_of(values))).page
+            return returns(page=page, parent_id=root.id) if of_parent else Connection(page=page)
 
         return _stub_field(decl, stub, answer, description=description, graphql_type=returns)
 
@@ -344,6 +358,21 @@ def references(
         found = await asyncio.gather(*(ctx.loaders.by_id[kind].load(pk) for kind, pk in wanted))
         visible = [record for record in found if record is not None]
         return visible if many else (visible[0] if visible else None)
+
+    return _field(resolve, decl, description=description)
+
+
+def edge_link(
+    relation: Children, match: str, function: Callable[[Any], Any], reads: Sequence[str],
+    description: str | None = None,
+) -> Any:
+    """An EdgeLink field of an edge type whose objects hold `node` and `parent_id`."""
+    decl = EdgeLink(relation, match, tuple(reads), function)
+    get = operator.attrgetter(match)
+
+    async def resolve(root: strawberry.Parent[Any], info: Info):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        found = await info.context.loaders.children(relation).load(root.node.id)
+        return function(next((link for link in found if get(link) == root.parent_id), None))
 
     return _field(resolve, decl, description=description)
 

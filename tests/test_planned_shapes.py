@@ -1,6 +1,7 @@
-"""Every SPA query shape (bench/shapes/, tests/queries/shapes/, the pipeline page) is planned: answered
-as graphql-core answers it, byte for byte, with the same number of statements whatever its
-page size (36 deals in all: pages of 20 and 36 reach every relation), under every role."""
+"""Every SPA query shape (bench/shapes/, tests/queries/shapes/, the pipeline page) is planned:
+answered as graphql-core answers it, byte for byte, with the same number of statements
+whatever its page size (36 deals in all: pages of 20 and 36 reach every relation), under every
+role."""
 
 from __future__ import annotations
 

@@ -1088,10 +1088,10 @@ async def test_bad_requests_get_the_same_errors(role, apps, deals, clients):
         assert plans.stats["failed"] == before["failed"], label
 
 
-# --- operations the planner does not cover ------------------------------------------------
+# --- operations once left to graphql-core, and what still is ---------------------------------
 
 
-def uncovered(deal_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+def once_uncovered(deal_id: str) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         ("node(id:)", "query($id: ID!) { node(id: $id) { id ... on Opportunity { name } } }",
          {"id": deal_id}),
@@ -1109,16 +1109,15 @@ def uncovered(deal_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("root __typename", "{ __typename opportunities(first: 2) { totalCount } }", {}),
         ("root skipped", "{ opportunities @skip(if: true) { totalCount } }", {}),
         ("other connection", "{ accounts(first: 5) { nodes { name } } }", {}),
-        ("introspection", "{ __type(name: \"Opportunity\") { name } }", {}),
     ]
 
 
-async def test_uncovered_queries_run_normally(apps, deals, clients):
+async def test_what_was_left_to_graphql_core_is_planned_now(apps, deals, clients):
     plans = plans_of(apps)
     both = await clients("manager")
     deal = await both.off.data("{ opportunities(first: 1) { nodes { id } } }")
     deal_id = deal["opportunities"]["nodes"][0]["id"]
-    for label, query, variables in uncovered(deal_id):
+    for label, query, variables in once_uncovered(deal_id):
         before = plans.stats.copy()
 
         # when
@@ -1127,7 +1126,19 @@ async def test_uncovered_queries_run_normally(apps, deals, clients):
         # then
         assert difference is None, f"{label}: {difference}"
         assert "errors" not in on.json(), (label, on.json())
-        assert set(plans.stats - before) == {"unsupported"}, (label, plans.stats - before)
+        assert set(plans.stats - before) == {"planned"}, (label, plans.stats - before)
+
+
+async def test_introspection_runs_normally(apps, deals, clients):
+    plans = plans_of(apps)
+    both = await clients("manager")
+    for query in ('{ __type(name: "Opportunity") { name } }',
+                  "{ __schema { queryType { name } } }"):
+        before = plans.stats.copy()
+        on, _, difference = await compare(both, query, {}, times=2)
+        assert difference is None, difference
+        assert on.json()["data"]
+        assert set(plans.stats - before) == {"unsupported"}, plans.stats - before
 
 
 MIXED = """

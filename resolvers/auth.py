@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +57,16 @@ async def authenticate(session: AsyncSession, token: str) -> User | None:
     rows = await compiled.fetch(connection, token_hash=token_hash)
     if not rows:
         return None
-    user = User(**dict(zip(_COLUMNS, rows[0], strict=True)))
+    return attach(session, dict(zip(_COLUMNS, rows[0], strict=True)))
+
+
+def attach(session: AsyncSession, columns: dict[str, Any]) -> User:
+    """A User of `session` made of its column values, without a statement."""
+    user = User(**columns)
     make_transient_to_detached(user)  # as if loaded: persistent once merged, nothing to flush
     return session.sync_session.merge(user, load=False)
+
+
+def columns_of(user: User) -> dict[str, Any]:
+    """A user's column values (what `attach` takes)."""
+    return {key: getattr(user, key) for key in _COLUMNS}

@@ -28,9 +28,6 @@ class Context:
     # Sessions of their own, for work that outlives the request (a background import).
     sessions: async_sessionmaker[AsyncSession] | None = None
     max_import_bytes: int = 50 * 1024 * 1024
-    # The planner already ran for this request (server.graphql's hot path) and gave this.
-    planner_tried: bool = False
-    planned: dict[str, Any] | None = None
 
 
 Info = strawberry.Info[Context, None]

@@ -39,6 +39,7 @@ _TOKEN_USER = (
     )
 )
 _compiled: dict[str, raw.Compiled] = {}
+_USER = inspect(User)
 
 
 async def authenticate(session: AsyncSession, token: str) -> User | None:
@@ -62,9 +63,16 @@ async def authenticate(session: AsyncSession, token: str) -> User | None:
 
 def attach(session: AsyncSession, columns: dict[str, Any]) -> User:
     """A User of `session` made of its column values, without a statement."""
-    user = User(**columns)
-    make_transient_to_detached(user)  # as if loaded: persistent once merged, nothing to flush
-    return session.sync_session.merge(user, load=False)
+    known = session.sync_session.identity_map.get(
+        _USER.identity_key_from_primary_key((columns["id"],))
+    )
+    if isinstance(known, User):
+        return known
+    user = _USER.class_manager.new_instance()  # a User without __init__ nor attribute events
+    user.__dict__.update(columns)  # as loaded from a row: no change to flush
+    make_transient_to_detached(user)
+    session.sync_session.add(user)  # persistent, in the session's identity map
+    return user
 
 
 def columns_of(user: User) -> dict[str, Any]:

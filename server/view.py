@@ -3,13 +3,14 @@ subscriptions over the WebSocket) in front of the planner's door."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 import orjson
 import strawberry
-from graphql import DocumentNode, GraphQLError, parse, specified_rules
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse, specified_rules
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -17,14 +18,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.schema import validate_document
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -32,7 +26,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from planner import Plans
-from planner.door import Door, Prepare
+from planner.door import Door
 from resolvers.dberrors import DatabaseProblem
 from resolvers.events import Broker
 from resolvers.filestore import FileStore
@@ -52,46 +46,73 @@ class DealgraphSchema(LoggingSchema):
     door: Door | None = None
 
 
+class Documents:
+    """Each distinct query text parsed (within the token limit) and validated (with the
+    depth and alias limits) once, for Strawberry's operations and for the planner's door."""
+
+    def __init__(self, max_tokens: int, limit_rules: list[type[ASTValidationRule]]) -> None:
+        self.max_tokens = max_tokens
+        self.rules = (*specified_rules, *limit_rules)
+        self.schema: strawberry.Schema | None = None  # once built
+        self.parsed = lru_cache(maxsize=CACHE_SIZE)(self._parse)
+        self.errors = lru_cache(maxsize=CACHE_SIZE)(self._validate)
+
+    def _parse(self, query: str) -> DocumentNode:
+        return parse(query, max_tokens=self.max_tokens)  # a GraphQLError is not kept
+
+    def _validate(self, query: str) -> tuple[GraphQLError, ...]:
+        assert self.schema is not None
+        return tuple(validate_document(self.schema._schema, self.parsed(query), self.rules))
+
+    def prepare(self, query: str) -> DocumentNode | None:
+        """The door's: the document of a valid query text, else None."""
+        try:
+            return None if self.errors(query) else self.parsed(query)
+        except GraphQLError:
+            return None
+
+
+class Prepared(SchemaExtension):
+    """Strawberry's parsing and validation, from the Documents cache."""
+
+    def __init__(self, documents: Documents) -> None:
+        self.documents = documents
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.query is not None:
+            ctx.graphql_document = self.documents.parsed(ctx.query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.query is not None:
+            ctx.pre_execution_errors = list(self.documents.errors(ctx.query))
+        yield
+
+
 def create_schema(settings: Settings) -> DealgraphSchema:
-    # The limit rules are built once: the validation cache is keyed by the rule classes,
-    # and Strawberry's limiter extensions build new classes every time they are constructed.
-    limit_rules = [
+    # The limit rules are built once (Strawberry's limiter extensions build new classes every
+    # time they are constructed).
+    documents = Documents(settings.max_tokens, [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
+    ])
     schema = build_schema(
         # Factories: Strawberry builds fresh extensions per request; the caches are shared.
         extensions=[
             WebSocketOperation,  # first: the operation's own session around everything else
-            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-            lambda: ParserCache(maxsize=CACHE_SIZE),
-            lambda: AddValidationRules(limit_rules),
-            lambda: ValidationCache(maxsize=CACHE_SIZE),
+            lambda: Prepared(documents),
             ErrorShaping,
         ],
         schema_class=DealgraphSchema,
     )
     assert isinstance(schema, DealgraphSchema)
+    documents.schema = schema
     if settings.planner != "off":
         schema.plans = Plans(schema, settings.planner)
-        schema.door = Door(schema.plans, _preparer(schema, settings.max_tokens, limit_rules))
+        schema.door = Door(schema.plans, documents.prepare)
     return schema
-
-
-def _preparer(schema: strawberry.Schema, max_tokens: int, limit_rules: list[Any]) -> Prepare:
-    """What Strawberry's parsing and validation above make of a query text, for the door:
-    its document when it is valid within the limits, else None."""
-    rules = (*specified_rules, *limit_rules)
-
-    @lru_cache(maxsize=CACHE_SIZE)
-    def prepare(query: str) -> DocumentNode | None:
-        try:
-            document = parse(query, max_tokens=max_tokens)
-        except GraphQLError:
-            return None
-        return None if validate_document(schema._schema, document, rules) else document
-
-    return prepare
 
 
 async def _read_body(receive: Receive) -> bytes:

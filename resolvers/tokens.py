@@ -30,7 +30,8 @@ CHANNEL = "dealgraph_tokens"  # payload: a token's hash, or "*" for any change t
 CACHE = "dealgraph.tokens"  # session.info (from the session factory): this app's TokenCache
 CHANGED = "dealgraph.tokens.changed"  # session.info: this transaction wrote tokens or users
 # Long enough that a busy token is looked up once in thousands of requests, short enough that
-# a change no notification announces (SQLite across processes) is seen within seconds.
+# a change no notification announces (SQLite across processes) is seen within seconds (the
+# server's DEALGRAPH_TOKEN_CACHE_SECONDS).
 TTL_SECONDS = 10.0
 MAX_ENTRIES = 10_000
 TABLES = frozenset({User.__tablename__, ApiToken.__tablename__})

@@ -45,8 +45,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     broker = events.Broker(settings.database_url, settings.ws_queue_size)
     # Verified tokens, kept a few seconds; on PostgreSQL only while the broker's connection
     # hears what may refuse one (resolvers/tokens.py).
-    tokens = TokenCache(needs_listener=broker.dsn is not None)
-    broker.watch(CHANNEL, tokens.heard, tokens.listening)
+    tokens = None
+    if settings.token_cache_seconds > 0:
+        tokens = TokenCache(settings.token_cache_seconds, needs_listener=broker.dsn is not None)
+        broker.watch(CHANNEL, tokens.heard, tokens.listening)
     sessions.configure(info={events.BROKER: broker, CACHE: tokens})
     graphql = AuthMiddleware(
         GraphQLApp(create_schema(settings), settings, sessions=sessions, broker=broker),

@@ -8,7 +8,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -47,24 +47,45 @@ def revoke(token: str) -> Any:
     )
 
 
+async def started(settings: Settings) -> Any:
+    """An app with the token cache, in use (on PostgreSQL once its broker listens, which its
+    lifespan starts in a server)."""
+    application = create_app(settings.model_copy(update={"token_cache_seconds": 10}))
+    application.state.broker.start()
+    deadline = time.monotonic() + 10
+    while not application.state.tokens.active:
+        assert time.monotonic() < deadline, "the broker does not listen"
+        await asyncio.sleep(0.02)
+    return application
+
+
+async def stop(application: Any) -> None:
+    await application.state.broker.close()
+    await application.state.engine.dispose()
+
+
 @pytest.fixture
-def cache_on(app: Any, is_postgres: bool) -> Iterator[TokenCache]:
-    """The suite's app's cache, in use (on PostgreSQL it waits for a LISTEN connection that
-    the suite's app, run without its lifespan, does not open: turned on by hand)."""
-    tokens: TokenCache = app.state.tokens
-    tokens.listening(True)
-    yield tokens
-    tokens.listening(not is_postgres)
+async def cached(settings: Settings) -> AsyncIterator[Any]:
+    application = await started(settings)
+    yield application
+    await stop(application)
+
+
+@pytest.fixture
+async def writes(cached: Any) -> AsyncIterator[Any]:
+    """A session of the cached app (as a mutation's would be), for changes."""
+    async with cached.state.sessions() as session:
+        yield session
 
 
 # --- in this process --------------------------------------------------------------------------
 
 
-async def test_a_verified_token_is_not_looked_up_again(app, cache_on, team, factory, db):
+async def test_a_verified_token_is_not_looked_up_again(cached, writes, team, factory, db):
     # given
-    client = GraphQLClient(app, await factory.token(team["rep"]))
+    client = GraphQLClient(cached, await factory.token(team["rep"]))
     await db.commit()
-    lookups = token_lookups(app.state.engine)
+    lookups = token_lookups(cached.state.engine)
 
     # when
     first = await client.data(VIEWER)
@@ -78,52 +99,70 @@ async def test_a_verified_token_is_not_looked_up_again(app, cache_on, team, fact
     assert lookups.count == 1
 
 
+async def test_without_a_lifetime_every_request_looks_its_token_up(app, team, factory, db):
+    # given: the suite's app (DEALGRAPH_TOKEN_CACHE_SECONDS=0)
+    assert app.state.tokens is None
+    client = GraphQLClient(app, await factory.token(team["rep"]))
+    await db.commit()
+    lookups = token_lookups(app.state.engine)
+
+    # when
+    for _ in range(3):
+        await client.data(VIEWER)
+    lookups.remove()  # type: ignore[attr-defined]
+
+    # then
+    assert lookups.count == 3
+
+
 @pytest.mark.parametrize("how", ["bulk update", "attribute"])
-async def test_a_revoked_token_is_refused_at_once(app, cache_on, team, factory, db, how):
+async def test_a_revoked_token_is_refused_at_once(cached, writes, team, factory, db, how):
     # given: verified, so cached
     token = await factory.token(team["rep"])
     await db.commit()
-    client = GraphQLClient(app, token)
+    client = GraphQLClient(cached, token)
     assert (await client.post(VIEWER)).status_code == 200
 
     # when
     if how == "bulk update":
-        await db.execute(revoke(token))
+        await writes.execute(revoke(token))
     else:
-        found = (await db.scalars(select(models.ApiToken))).one()
+        found = (await writes.scalars(select(models.ApiToken))).one()
         found.revoked_at = dt.datetime.now(dt.UTC)
-    await db.commit()
+    await writes.commit()
 
     # then
     response = await client.post(VIEWER)
     assert response.status_code == 401, response.text
 
 
-async def test_a_deactivated_user_is_refused_at_once(app, cache_on, team, factory, db):
+async def test_a_deactivated_user_is_refused_at_once(cached, writes, team, factory, db):
     # given
-    client = GraphQLClient(app, await factory.token(team["rep"]))
+    client = GraphQLClient(cached, await factory.token(team["rep"]))
     await db.commit()
     assert (await client.post(VIEWER)).status_code == 200
 
     # when
-    team["rep"].is_active = False
-    await db.commit()
+    rep = await writes.get(models.User, team["rep"].id)
+    rep.is_active = False
+    await writes.commit()
 
     # then
     assert (await client.post(VIEWER)).status_code == 401
 
 
-async def test_a_change_rolled_back_keeps_the_token(app, cache_on, team, factory, db):
+async def test_a_change_rolled_back_keeps_the_token(cached, writes, team, factory, db):
     # given
-    client = GraphQLClient(app, await factory.token(team["rep"]))
+    client = GraphQLClient(cached, await factory.token(team["rep"]))
     await db.commit()
     assert (await client.post(VIEWER)).status_code == 200
-    lookups = token_lookups(app.state.engine)
+    lookups = token_lookups(cached.state.engine)
 
     # when
-    team["rep"].is_active = False
-    await db.flush()
-    await db.rollback()
+    rep = await writes.get(models.User, team["rep"].id)
+    rep.is_active = False
+    await writes.flush()
+    await writes.rollback()
     response = await client.post(VIEWER)
     lookups.remove()  # type: ignore[attr-defined]
 
@@ -132,17 +171,18 @@ async def test_a_change_rolled_back_keeps_the_token(app, cache_on, team, factory
     assert lookups.count == 0
 
 
-async def test_a_managers_team_follows_the_hierarchy(app, cache_on, team, factory, db):
+async def test_a_managers_team_follows_the_hierarchy(cached, writes, team, factory, db):
     # given: the manager's viewer (with the team's ids) is cached
-    client = GraphQLClient(app, await factory.token(team["manager"]))
+    client = GraphQLClient(cached, await factory.token(team["manager"]))
     await factory.opportunity(team["other_rep"], "Moved")
     await db.commit()
     names = "{ opportunities { nodes { name } } }"
     assert "Moved" not in str(await client.data(names))
 
     # when: other_rep now reports to the manager
-    team["other_rep"].manager_id = team["manager"].id
-    await db.commit()
+    moved = await writes.get(models.User, team["other_rep"].id)
+    moved.manager_id = team["manager"].id
+    await writes.commit()
 
     # then
     assert "Moved" in str(await client.data(names))
@@ -221,17 +261,10 @@ def test_a_notification_drops_its_token_or_everything() -> None:
 async def workers(settings: Settings, is_postgres: bool) -> AsyncIterator[list[Any]]:
     if not is_postgres:
         pytest.skip("NOTIFY needs PostgreSQL")
-    found = [create_app(settings) for _ in range(2)]
-    for application in found:
-        application.state.broker.start()
-    deadline = time.monotonic() + 10
-    while not all(a.state.tokens.active for a in found):
-        assert time.monotonic() < deadline, "the brokers do not listen"
-        await asyncio.sleep(0.02)
+    found = [await started(settings) for _ in range(2)]
     yield found
     for application in found:
-        await application.state.broker.close()
-        await application.state.engine.dispose()
+        await stop(application)
 
 
 async def refused_within(client: GraphQLClient, seconds: float) -> float:

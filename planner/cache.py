@@ -70,6 +70,10 @@ def directive_variables(document: DocumentNode) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
+class PlannerFault(Exception):
+    """Verify mode: a plan failed (its cause); the door sees whether graphql-core fails too."""
+
+
 class Plans:
     """Plans by operation (query text, operation name, @include/@skip variable values),
     least recently used dropped beyond `size`; an unsupported operation is remembered too."""
@@ -122,11 +126,18 @@ class Plans:
             self.stats["failed"] += 1
             log.exception("planned execution failed; resolving normally")
             if self.mode == "verify":
-                self.mismatches.append({"query": query, "variables": raw_variables,
-                                        "planned": repr(exc), "resolved": None})
+                raise PlannerFault(exc) from exc  # the door compares with graphql-core's
             return None
         self.stats["planned"] += 1
         return data
+
+    def fault(self, query: str, variables: dict[str, Any] | None, fault: PlannerFault,
+              result: Any) -> None:
+        """Verify mode: the plan failed; a difference unless graphql-core failed too (a rule's
+        own fault fails both ways)."""
+        if not getattr(result, "errors", None):
+            self.mismatches.append({"query": query, "variables": variables,
+                                    "planned": repr(fault.__cause__), "resolved": None})
 
     def compare(
         self, query: str, variables: dict[str, Any] | None, planned: dict[str, Any], result: Any

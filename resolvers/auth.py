@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +39,7 @@ _TOKEN_USER = (
     )
 )
 _compiled: dict[str, raw.Compiled] = {}
+_USER = inspect(User)
 
 
 async def authenticate(session: AsyncSession, token: str) -> User | None:
@@ -56,6 +58,23 @@ async def authenticate(session: AsyncSession, token: str) -> User | None:
     rows = await compiled.fetch(connection, token_hash=token_hash)
     if not rows:
         return None
-    user = User(**dict(zip(_COLUMNS, rows[0], strict=True)))
-    make_transient_to_detached(user)  # as if loaded: persistent once merged, nothing to flush
-    return session.sync_session.merge(user, load=False)
+    return attach(session, dict(zip(_COLUMNS, rows[0], strict=True)))
+
+
+def attach(session: AsyncSession, columns: dict[str, Any]) -> User:
+    """A User of `session` made of its column values, without a statement."""
+    known = session.sync_session.identity_map.get(
+        _USER.identity_key_from_primary_key((columns["id"],))
+    )
+    if isinstance(known, User):
+        return known
+    user = _USER.class_manager.new_instance()  # a User without __init__ nor attribute events
+    user.__dict__.update(columns)  # as loaded from a row: no change to flush
+    make_transient_to_detached(user)
+    session.sync_session.add(user)  # persistent, in the session's identity map
+    return user
+
+
+def columns_of(user: User) -> dict[str, Any]:
+    """A user's column values (what `attach` takes)."""
+    return {key: getattr(user, key) for key in _COLUMNS}

@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,8 +198,24 @@ class Broker:
         )
         self.queue_size = queue_size
         self.subscribers: set[Subscription] = set()
+        # other channels heard on the same connection: channel → (heard(payload), told
+        # whether the connection is up: on False, what was heard may be incomplete)
+        self.watches: dict[str, tuple[Callable[[str], None], Callable[[bool], None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._listening: asyncio.Event | None = None
+
+    def watch(
+        self, channel: str, heard: Callable[[str], None], listening: Callable[[bool], None]
+    ) -> None:
+        """Hear `channel` too (before `start`): `heard` gets each payload, `listening` each
+        time the connection is made or lost."""
+        self.watches[channel] = (heard, listening)
+
+    def start(self) -> None:
+        """Listen from now on (PostgreSQL), without waiting for the connection."""
+        if self.dsn is not None and (self._listener is None or self._listener.done()):
+            self._listening = asyncio.Event()
+            self._listener = asyncio.create_task(self._listen(), name="dealgraph-listen")
 
     def publish(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -220,9 +236,7 @@ class Broker:
     async def _ensure_listening(self) -> None:
         if self.dsn is None:
             return
-        if self._listener is None or self._listener.done():
-            self._listening = asyncio.Event()
-            self._listener = asyncio.create_task(self._listen(), name="dealgraph-listen")
+        self.start()
         assert self._listening is not None
         try:
             await asyncio.wait_for(self._listening.wait(), timeout=10)
@@ -259,6 +273,11 @@ class Broker:
             connection.add_termination_listener(lambda _c, lost=lost: lost.set())
             try:
                 await connection.add_listener(CHANNEL, self._heard)
+                for channel, (heard, listening) in self.watches.items():
+                    await connection.add_listener(
+                        channel, lambda _c, _p, _ch, payload, heard=heard: heard(payload)
+                    )
+                    listening(True)
                 self._listening.set()
                 delay = 0.5
                 while not lost.is_set():
@@ -270,6 +289,8 @@ class Broker:
                 log.warning("the LISTEN connection broke (%s)", exc)
             finally:
                 self._listening.clear()
+                for _heard, listening in self.watches.values():
+                    listening(False)
                 for subscriber in list(self.subscribers):
                     subscriber.interrupt("The server lost its feed of events.")
                 with contextlib.suppress(Exception):

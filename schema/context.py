@@ -28,9 +28,9 @@ class Context:
     # Sessions of their own, for work that outlives the request (a background import).
     sessions: async_sessionmaker[AsyncSession] | None = None
     max_import_bytes: int = 50 * 1024 * 1024
-    # The planner already ran for this request (server.graphql's hot path) and gave this.
-    planner_tried: bool = False
-    planned: dict[str, Any] | None = None
+    # Verify mode's second answer (graphql-core's, compared with the plan's): not the one
+    # served, so its faults are not logged (server/errors.py)
+    comparing: bool = False
 
 
 Info = strawberry.Info[Context, None]

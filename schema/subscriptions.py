@@ -58,7 +58,7 @@ class OpportunitySubscription:
         self, info: Info, filter: OpportunityFilter | None = None
     ) -> AsyncGenerator[OpportunityEvent, None]:
         ctx = info.context
-        if ctx.live is None:  # not over the WebSocket (server.graphql refuses it first)
+        if ctx.live is None:  # not over the WebSocket (server/websocket.py refuses it first)
             raise RequestError(
                 "Subscribe over the WebSocket on /graphql (protocol graphql-transport-ws)."
             )

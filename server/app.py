@@ -17,13 +17,14 @@ from starlette.routing import Route, WebSocketRoute, request_response
 
 from resolvers import events, importing
 from resolvers.filestore import FileStore
+from resolvers.tokens import CACHE, CHANNEL, TokenCache
 from server.auth import AuthMiddleware, wants_graphiql
 from server.db import create_engine, create_sessionmaker
 from server.documents import document_download
 from server.export import opportunities_csv
-from server.graphql import GraphQLApp, create_schema
 from server.migrate import is_at_head
 from server.settings import Settings
+from server.view import GraphQLApp, create_schema
 
 log = logging.getLogger("dealgraph.server")
 
@@ -42,7 +43,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     sessions = create_sessionmaker(engine)
     # Live updates: what a write commits is published through this process's broker.
     broker = events.Broker(settings.database_url, settings.ws_queue_size)
-    sessions.configure(info={events.BROKER: broker})
+    # Verified tokens, kept a few seconds; on PostgreSQL only while the broker's connection
+    # hears what may refuse one (resolvers/tokens.py).
+    tokens = None
+    if settings.token_cache_seconds > 0:
+        tokens = TokenCache(settings.token_cache_seconds, needs_listener=broker.dsn is not None)
+        broker.watch(CHANNEL, tokens.heard, tokens.listening)
+    sessions.configure(info={events.BROKER: broker, CACHE: tokens})
     graphql = AuthMiddleware(
         GraphQLApp(create_schema(settings), settings, sessions=sessions, broker=broker),
         sessions, settings, anonymous=wants_graphiql,
@@ -74,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         await _recover_imports(sessions)
+        broker.start()  # (PostgreSQL) the token cache is used once it listens
         yield
         await broker.close()
         await engine.dispose()
@@ -93,4 +101,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.broker = broker
+    app.state.tokens = tokens
     return app

@@ -4,7 +4,6 @@ session per request, and one structured log line per request."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -17,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resolvers.auth import authenticate
 from resolvers.dberrors import UNAVAILABLE, DatabaseProblem, DatabaseUnavailable, classify
-from resolvers.permissions import load_viewer
+from resolvers.tokens import verified_viewer
 from server.settings import Settings
 
 log = logging.getLogger("dealgraph")
@@ -155,13 +153,12 @@ class AuthMiddleware:
             nonlocal status
             async with self.sessions() as session:
                 try:
-                    user = await authenticate(session, token.strip())
-                    if user is None:
+                    viewer = await verified_viewer(session, token.strip(), self.settings.sharing)
+                    if viewer is None:
                         status = 401
                         await _unauthenticated(send, request_id, "The token is unknown or revoked.")
                         return
-                    record["user"] = user.username
-                    viewer = await load_viewer(session, user, self.settings.sharing)
+                    record["user"] = viewer.user.username
                     state = scope.setdefault("state", {})
                     state.update(session=session, viewer=viewer, request_id=request_id, log=record)
                     await self.app(scope, receive, send_with_id)
@@ -200,7 +197,6 @@ class AuthMiddleware:
                 # database) has been discarded: once more, on a fresh one.
                 log.info("database connection lost (request id %s): %s; retrying once",
                          request_id, problem.detail)
-                scope.get("state", {}).pop("planned", None)
                 await serve(again)
         except Exception as error:
             problem = classify(error)
@@ -211,4 +207,4 @@ class AuthMiddleware:
         finally:
             record["status"] = status
             record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
-            access_log.info(json.dumps(record, default=str))
+            access_log.info(orjson.dumps(record, default=str).decode())

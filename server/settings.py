@@ -31,6 +31,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # A verified token's viewer is kept this long per process (0: looked up every request).
+    # A revocation or a change to users drops it at once (resolvers/tokens.py); this bounds
+    # only what no notification announces (SQLite, written by another process).
+    token_cache_seconds: float = 10.0
+
     # Read-only queries the planner covers run as cached plans (planner/); "off"
     # resolves everything field by field; "verify" runs both and records any difference
     # (the test suite's mode).

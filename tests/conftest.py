@@ -62,7 +62,9 @@ async def migrated_url(database_url: str) -> str:
 def settings(migrated_url: str) -> Settings:
     # planner="verify": every query the planner covers also runs through graphql-core, and any
     # difference is recorded (see no_planner_mismatches below).
-    return Settings(database_url=migrated_url, planner="verify")
+    # token_cache_seconds=0: every request looks its token up, whatever the database (the
+    # cache is tested in tests/test_tokens.py), so statement counts do not depend on the order
+    return Settings(database_url=migrated_url, planner="verify", token_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")

@@ -766,7 +766,7 @@ async def _add_deals(factory: Any, team: dict[str, models.User], start: int, n: 
     ids=["all seven", "stage board", "assignee and campaign"],
 )
 async def test_forecast_runs_the_same_few_statements_for_5_and_40_deals(
-    variables, team, factory, db, client_for, statements
+    variables, team, factory, db, client_for, statements, settings
 ):
     # given
     await add_currencies(db)
@@ -783,7 +783,8 @@ async def test_forecast_runs_the_same_few_statements_for_5_and_40_deals(
     # then
     print(f"forecast {variables['groupBy']}: 5 deals → {small}, 40 deals → {large} statements")
     assert small == large
-    assert large <= 12
+    # (in verify mode the planner and graphql-core each read)
+    assert large <= 12 * (2 if settings.planner == "verify" else 1)
 
 
 # --- currencies and setCurrencyRate -------------------------------------------------------

@@ -4,8 +4,8 @@ same response, byte for byte (key order included), whether the planner answers i
 Two apps share the test database: one with `planner="on"`, one with `planner="off"`. Every
 request goes to both and the bodies must be identical; the planner's `stats` show that it did
 answer (or, for errors and uncovered operations, that it stepped aside). Most requests go to
-the planner's app twice: the first request of a query text runs through Strawberry, the next
-ones through the server's fast path for cached plans (GraphQLApp.answer_planned).
+the planner's app twice: the first request of a query text is parsed, validated and planned,
+the next ones run their cached plan; both through the one door (planner/door.py).
 
 Most of the queries come from `QueryGenerator`: random selections over the `opportunities`
 connection (fields, relations, aliases, fragments, @include/@skip, paging, filters, ordering),
@@ -131,8 +131,8 @@ async def compare(
     both: Both, query: str, variables: dict[str, Any] | None = None, times: int = 1
 ) -> tuple[httpx.Response, httpx.Response, str | None]:
     """Both apps' responses, and how they differ (None: byte-identical). The planner's app gets
-    the request `times` times: the first request of a query text goes through Strawberry, later
-    ones can take the server's fast path for cached plans (server/graphql.py)."""
+    the request `times` times: the first request of a query text is planned, later ones run
+    the cached plan (planner/door.py)."""
     off = await both.off.post(query, variables)
     expected = (off.status_code, off.headers.get("content-type"), off.content)
     for attempt in range(1, times + 1):

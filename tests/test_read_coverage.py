@@ -25,8 +25,8 @@ from graphql import (
 )
 
 from planner import Plans, Unsupported
-from server.graphql import create_schema
 from server.settings import Settings
+from server.view import create_schema
 
 pytestmark = pytest.mark.no_database
 

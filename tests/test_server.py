@@ -418,7 +418,8 @@ async def test_an_unexpected_fault_is_masked_and_logged_with_the_request_id(
     def broken_totals(lines: Any) -> Any:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr("resolvers.quote.totals", broken_totals)
+    # (the totals' own rule, which both the planner and graphql-core call)
+    monkeypatch.setattr("resolvers.quote.line_net_total", broken_totals)
     caplog.set_level(logging.ERROR, logger="dealgraph")
 
     # when

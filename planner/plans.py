@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import strawberry
 from graphql import (
     FieldNode,
@@ -28,7 +27,7 @@ from graphql import (
     GraphQLString,
 )
 from graphql.execution.values import VariableValues, get_argument_values
-from sqlalchemy import JSON, inspect
+from sqlalchemy import inspect
 from strawberry.types.arguments import convert_arguments
 
 from resolvers import raw
@@ -59,23 +58,6 @@ def attributes(model: Any) -> dict[str, Any]:
     if found is None:
         found = _ATTRIBUTES[model] = {a.key: a.columns[0] for a in inspect(model).column_attrs}
     return found
-
-
-def maker(row: Any, json_at: list[int]) -> Callable[[Any], Row]:
-    """Rows of class `row` from a driver's rows, the JSON columns at `json_at` decoded (the
-    drivers give their text)."""
-    make = row._make
-    if not json_at:
-        return make  # type: ignore[no-any-return]
-
-    def decoded(values: Any) -> Row:
-        values = list(values)
-        for i in json_at:
-            if isinstance(values[i], str | bytes):
-                values[i] = orjson.loads(values[i])
-        return make(values)
-
-    return decoded
 
 
 _ATTRIBUTES: dict[Any, dict[str, Any]] = {}
@@ -218,7 +200,7 @@ class ObjectPlan:
     # namedtuple's) and the builder.
     columns: tuple[Any, ...] = ()
     row: Any = None
-    make: Callable[[Any], Row] = tuple  # a driver's row → `row` (JSON decoded)
+    make: Callable[[Any], Row] = tuple  # a driver's row (resolvers/raw.py converts) → `row`
     build: Callable[[Row, Run], dict[str, Any]] = lambda row, run: {}
 
     def need(self, *names: str) -> None:
@@ -269,9 +251,7 @@ class ObjectPlan:
         self.row = namedtuple(  # type: ignore[misc]
             f"{self.type_name or 'Plain'}Row", [c.name for c in self.columns], rename=True
         )
-        self.make = maker(self.row, [
-            i for i, c in enumerate(self.columns) if isinstance(c.type, JSON)
-        ])
+        self.make = self.row._make
         code = Code()
         self.build = code.compile([(key, emit(code)) for key, emit in self.fields])
         return self

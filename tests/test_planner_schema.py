@@ -76,12 +76,6 @@ SHARING = ("PRIVATE", "PUBLIC")
 # 25 s each on SQLite. DEALGRAPH_TEST_QUERIES=1000 for a longer run.
 QUERIES = int(os.environ.get("DEALGRAPH_TEST_QUERIES", "50"))
 
-# Known differences between the planned and graphql-core's answers (or crashes), by seed:
-# run, and expected to fail, strictly, by test_known_differences; left out of the main run.
-# None today (seeds 0-249, PRIVATE). A seed's query changes with the generator: re-check
-# these after editing it. The one crash found so far has its own reproduction below
-# (test_an_error_beside_a_shared_loader_cancels_the_request).
-KNOWN: dict[int, str] = {}
 
 # The least share of the generated requests of a root field the planner must answer
 # (planned / all). Every generated query is planned today unless answering it needs
@@ -855,9 +849,9 @@ async def generated_run(
 async def test_generated_queries_over_the_whole_read_schema(
     sharing, read_schema, world, clients, sharing_apps, release_crashed
 ):
-    # given: QUERIES generated queries (KNOWN ones aside), each as every role
+    # given: QUERIES generated queries, each as every role
     started = time.monotonic()
-    seeds = [seed for seed in range(QUERIES) if seed not in KNOWN]
+    seeds = list(range(QUERIES))
 
     # when
     differences, coverage = await generated_run(
@@ -874,18 +868,6 @@ async def test_generated_queries_over_the_whole_read_schema(
     low = {root: f"{coverage.planned_ratio(root):.0%} < {floor:.0%}"
            for root, floor in MIN_PLANNED.items() if coverage.planned_ratio(root) < floor}
     assert not low, low
-
-
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize("seed", [pytest.param(seed, marks=pytest.mark.xfail(
-    strict=True, reason=reason)) for seed, reason in KNOWN.items()])
-@pytest.mark.parametrize("sharing", SHARING)
-async def test_known_differences(
-    sharing, seed, read_schema, world, clients, sharing_apps, release_crashed
-):
-    differences, _ = await generated_run(
-        sharing, [seed], read_schema, world, clients, sharing_apps, release_crashed)
-    assert not differences, "\n\n".join(differences)
 
 
 async def test_a_difference_fails_the_comparison(apps, clients):

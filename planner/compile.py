@@ -55,7 +55,7 @@ from resolvers.kinds import KINDS, Kind
 from resolvers.loaders import Children
 from resolvers.pagination import ManyPageQuery, Page, many_counts, many_page_query
 from resolvers.permissions import Viewer
-from resolvers.raw import IDS, Compiled
+from resolvers.raw import IDS, IDS_TABLE, Compiled
 from schema.reads import (
     Batched,
     ByKey,
@@ -69,8 +69,8 @@ from schema.reads import (
     RecordRefs,
     Reduced,
     ToOne,
+    page_args_of,
 )
-from schema.relay import page_args
 
 
 @dataclass
@@ -645,10 +645,9 @@ class Planner:
                 parents = IDS[run.dialect]
                 query = many_page_query(
                     kind.model, decl.parent, parents, where, sort, signature,
-                    page_args(args.get("first"), args.get("after"), args.get("last"),
-                              args.get("before")),
+                    page_args_of(args),
                     ctx.default_page_size, ctx.max_page_size, node_plan.columns,
-                    node_plan.joined(viewer),
+                    node_plan.joined(viewer), IDS_TABLE.get(run.dialect),
                 )
                 dialect = run.connection.dialect
                 found = (query, Compiled.of(query.statement, dialect), Compiled.of(

@@ -31,8 +31,8 @@ from schema.reads import (
     Listing,
     Records,
     call_resolver,
+    page_args_of,
 )
-from schema.relay import page_args
 
 
 @dataclass
@@ -63,8 +63,7 @@ class ConnectionPlan:
             spec = await self.listing.spec(ctx, args)
             query = records.list_query(
                 ctx.viewer, self.listing.kind,
-                page_args(args.get("first"), args.get("after"), args.get("last"),
-                          args.get("before")),
+                page_args_of(args),
                 spec.conditions, spec.order, ctx.default_page_size, ctx.max_page_size,
                 spec.extra_sort, plan.columns, plan.joined(ctx.viewer), shape.count,
             )

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, TypeDecorator, and_, func, or_, outerjoin, select
+from sqlalchemy import ColumnElement, TypeDecorator, and_, func, or_, outerjoin, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import RequestError
@@ -288,10 +288,14 @@ def many_page_query(
     max_size: int,
     columns: Sequence[Any] | None = None,
     joins: Sequence[tuple[Any, Any]] = (),
+    lateral: Any = None,
 ) -> ManyPageQuery:
     """The same page of a relation for many parents at once (one windowed statement):
     `entity` rows, or rows of `columns` with `joins` outer-joined (the planner's).
-    `parent_ids`: a list, or an expression giving them (resolvers/raw.IDS).
+    `parent_ids`: a list, or an expression giving them (resolvers/raw.IDS). `lateral`, with
+    `columns` (PostgreSQL): the parents' ids as a table (column `id`, resolvers/raw.IDS_TABLE),
+    each parent's page read by a LATERAL subquery with its LIMIT (an index on the parent and
+    the ordering reads only the page, where the window ranks every row of every parent).
 
     `parent_column` is a column of `entity`, or of a link table that `where` joins to it
     (documents through document_links); an entity linked to several parents of the batch
@@ -304,6 +308,26 @@ def many_page_query(
     if args.before:
         conditions.append(_keyset(keys, decode_cursor(args.before, signature, keys), False))
     order = [(k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys]
+    nodes = list(columns) if columns is not None else [entity]
+    if lateral is not None and columns is not None:
+        page = (
+            outer_joined(select(*nodes, *[k.expr.label(f"k{i}") for i, k in enumerate(keys)]),
+                         entity, joins)
+            .where(parent_column == lateral.c.id, *conditions[1:])
+            .order_by(*order)
+            .limit(size + 1)
+            .lateral("page")
+        )
+        ranked = [page.c[f"k{i}"] for i in range(len(keys))]
+        statement = (
+            select(*[page.c[c.name] for c in nodes], *ranked, lateral.c.id)
+            .select_from(lateral.join(page, true()))
+            .order_by(lateral.c.id, *[
+                (c.desc() if k.descending != backwards else c.asc())
+                for c, k in zip(ranked, keys, strict=True)
+            ])
+        )
+        return ManyPageQuery(statement, size, backwards, len(nodes), len(keys), signature, args)
     rank = func.row_number().over(partition_by=parent_column, order_by=order).label("rank")
     inner = (
         select(
@@ -313,7 +337,6 @@ def many_page_query(
         .where(*conditions)
         .subquery()
     )
-    nodes = list(columns) if columns is not None else [entity]
     statement = (
         outer_joined(select(*nodes, *[inner.c[f"k{i}"] for i in range(len(keys))],
                             inner.c.parent), entity, joins)

@@ -30,6 +30,11 @@ IDS: dict[str, Any] = {
         func.json_each(bindparam("ids", "[]", type_=String)).table_valued("value").c.value
     ).scalar_subquery(),
 }
+# The same as a table (column `id`), where the dialect has one to join LATERAL subqueries to.
+IDS_TABLE: dict[str, Any] = {
+    "postgresql": func.unnest(bindparam("ids", [], type_=ARRAY(Integer)))
+    .table_valued("id").render_derived(name="parents"),
+}
 _IDS_VALUE: dict[str, Callable[[Sequence[int]], Any]] = {
     "postgresql": list,
     "sqlite": lambda ids: orjson.dumps(list(ids)).decode(),

@@ -177,25 +177,16 @@ class PageQuery:
 
     def page(self, rows: Sequence[Any], session: AsyncSession) -> Page[Any]:
         """The Page of the statement's `rows`."""
-        more = len(rows) > self.size
-        rows = list(rows[:self.size])
-        if self.backwards:
-            rows.reverse()
         with_total, total = self.with_total, self.total
+        first = rows[0] if rows else None
 
         async def count() -> int:
-            if with_total and rows:
-                return int(rows[0][-1])
+            if with_total and first is not None:
+                return int(first[-1])
             return int(await session.scalar(total) or 0)
 
-        width, end, signature = self.width, self.width + self.keys, self.signature
-        return Page(
-            nodes=rows if self.plain else [row[0] for row in rows],
-            keys=[row[width:end] for row in rows], signature=signature,
-            has_next_page=more if not self.backwards else bool(self.args.before),
-            has_previous_page=more if self.backwards else bool(self.args.after),
-            count=count,
-        )
+        return _page(rows, self.size, self.backwards, self.width, self.keys, self.signature,
+                     self.args, None if self.plain else _first, count)
 
 
 def page_query(
@@ -259,21 +250,36 @@ class ManyPageQuery:
         grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
         for row in rows:
             grouped.setdefault(row[-1], []).append(row)
-        width, end, signature = self.width, self.width + self.keys, self.signature
-        pages: dict[int, Page[Any]] = {}
-        for pid, found in grouped.items():
-            more = len(found) > self.size
-            found = found[:self.size]
-            if self.backwards:
-                found.reverse()
-            pages[pid] = Page(
-                nodes=[row[:width] for row in found] if plain else [row[0] for row in found],
-                keys=[row[width:end] for row in found], signature=signature,
-                has_next_page=more if not self.backwards else bool(self.args.before),
-                has_previous_page=more if self.backwards else bool(self.args.after),
-                count=lambda pid=pid: count(pid),  # type: ignore[misc]
-            )
-        return pages
+        width = self.width
+        node = (lambda row: row[:width]) if plain else _first
+        return {
+            pid: _page(found, self.size, self.backwards, width, self.keys, self.signature,
+                       self.args, node, lambda pid=pid: count(pid))  # type: ignore[misc]
+            for pid, found in grouped.items()
+        }
+
+
+def _first(row: Any) -> Any:
+    return row[0]
+
+
+def _page(
+    rows: Sequence[Any], size: int, backwards: bool, width: int, keys: int, signature: str,
+    args: PageArgs, node: Callable[[Any], Any] | None, count: Callable[[], Awaitable[int]],
+) -> Page[Any]:
+    """A page of up to `size` of the `rows` a statement gave (one more tells that there is a
+    next page), each row its node (`node(row)`, else the row), then its sort keys' values."""
+    more = len(rows) > size
+    found = list(rows[:size])
+    if backwards:
+        found.reverse()
+    return Page(
+        nodes=found if node is None else [node(row) for row in found],
+        keys=[row[width:width + keys] for row in found], signature=signature,
+        has_next_page=more if not backwards else bool(args.before),
+        has_previous_page=more if backwards else bool(args.after),
+        count=count,
+    )
 
 
 def many_page_query(

@@ -38,6 +38,12 @@ class Opportunity(Record, Base):
             postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
         ),
         Index("ix_opportunities_owner_close_date", "assigned_to_id", "expected_close_date"),
+        # A campaign's deals: its pages, its counts and (PostgreSQL) its figures (0015).
+        Index(
+            "ix_opportunities_live_campaign", "campaign_id", "expected_close_date", "id",
+            postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
+            postgresql_include=["assigned_to_id", "sales_stage", "currency", "amount"],
+        ),
         # The recycle bin's page: deleted deals, newest deletion first (migration 0014).
         Index(
             "ix_opportunities_recycle_bin", "deleted_at", "id",

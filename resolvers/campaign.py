@@ -19,21 +19,31 @@ ZERO = Decimal("0.00")
 
 @dataclass(frozen=True)
 class CampaignStats:
-    opportunity_count: int = 0
     pipeline_amount: Decimal = ZERO
     won_amount: Decimal = ZERO
 
+
+async def deal_counts(
+    session: AsyncSession, viewer: Viewer, campaign_ids: Sequence[int]
+) -> dict[int, int]:
+    """How many deals per campaign: a count alone reads only an index (migration 0015), so it
+    is not one of the amounts' figures, which read every deal's stage, currency and amount."""
+    stmt = (
+        select(Opportunity.campaign_id, func.count())
+        .where(Opportunity.campaign_id.in_(campaign_ids), *owned(Opportunity, viewer))
+        .group_by(Opportunity.campaign_id)
+    )
+    return {cid: int(n) for cid, n in await session.execute(stmt)}
 
 
 async def campaign_stats(
     session: AsyncSession, viewer: Viewer, campaign_ids: Sequence[int]
 ) -> dict[int, CampaignStats]:
-    """Count, open pipeline and won amount per campaign: one grouped query."""
+    """Open pipeline and won amount per campaign: one grouped query."""
     amount = Opportunity.amount / Currency.rate
     stmt = (
         select(
             Opportunity.campaign_id,
-            func.count(),
             func.sum(case((SalesStage.is_closed.is_(False), amount), else_=0)),
             func.sum(case((SalesStage.is_won.is_(True), amount), else_=0)),
         )
@@ -43,8 +53,8 @@ async def campaign_stats(
         .group_by(Opportunity.campaign_id)
     )
     return {
-        cid: CampaignStats(int(n), cents(pipeline or 0), cents(won or 0))
-        for cid, n, pipeline, won in await session.execute(stmt)
+        cid: CampaignStats(cents(pipeline or 0), cents(won or 0))
+        for cid, pipeline, won in await session.execute(stmt)
     }
 
 

@@ -278,6 +278,10 @@ async def test_deleted_records_vanish_even_for_an_admin(users, world, db, client
     assert "rep" not in owners_of([n["name"] for n in lists["opportunities"]["nodes"]])
     assert "rep" not in owners_of([n["name"] for n in lists["accounts"]["nodes"]])
     assert lists["opportunities"]["totalCount"] == len(OWNERS) - 1
+    # a quote goes with its deal (an admin sees every live deal: the rule's other branch)
+    quotes = [e["node"]["subject"] for e in lists["quotes"]["edges"]]
+    assert "rep" not in owners_of(quotes) and len(quotes) == len(OWNERS) - 1
+    assert lists["quotes"]["totalCount"] == len(OWNERS) - 1
     assert node == {"node": None}
 
 

@@ -33,7 +33,7 @@ async def deal_counts(
         .where(Opportunity.campaign_id.in_(campaign_ids), *owned(Opportunity, viewer))
         .group_by(Opportunity.campaign_id)
     )
-    return {cid: int(n) for cid, n in await session.execute(stmt)}
+    return {int(cid): int(n) for cid, n in await session.execute(stmt)}
 
 
 async def campaign_stats(

@@ -33,7 +33,7 @@ async def deal_counts(
         .where(Opportunity.campaign_id.in_(campaign_ids), *owned(Opportunity, viewer))
         .group_by(Opportunity.campaign_id)
     )
-    return {int(cid): int(n) for cid, n in await session.execute(stmt)}
+    return {cid: int(n) for cid, n in await session.execute(stmt) if cid is not None}
 
 
 async def campaign_stats(

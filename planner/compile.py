@@ -649,7 +649,7 @@ class Planner:
                     ctx.default_page_size, ctx.max_page_size, node_plan.columns,
                     node_plan.joined(viewer), IDS_TABLE.get(run.dialect),
                 )
-                dialect = run.connection.dialect
+                dialect = run.sql_dialect
                 found = (query, Compiled.of(query.statement, dialect), Compiled.of(
                     many_counts(decl.parent, parents, where), dialect) if shape.count else None)
                 if spec.reusable:
@@ -657,14 +657,15 @@ class Planner:
                     if len(pages) > 256:
                         pages.popitem(last=False)
             query, compiled, counting = found
+            connection = await run.connection()
             counts: dict[int, int] = {}
             if counting is not None:
-                counts = {pid: int(n) for pid, n in await counting.fetch(run.connection, ids=ids)}
+                counts = {pid: int(n) for pid, n in await counting.fetch(connection, ids=ids)}
 
             async def count(pid: int) -> int:
                 return counts.get(pid, 0)
 
-            by_parent = query.pages(await compiled.fetch(run.connection, ids=ids), ids, count,
+            by_parent = query.pages(await compiled.fetch(connection, ids=ids), ids, count,
                                     plain=True)
             make = node_plan.make
             nodes = []

@@ -287,7 +287,7 @@ class Statements:
             if len(self.built) >= self.size:
                 self.built.clear()
             compiled = self.built[key] = Compiled.of(
-                self.build(viewer, IDS[dialect]), run.connection.dialect
+                self.build(viewer, IDS[dialect]), run.sql_dialect
             )
         return compiled
 
@@ -303,10 +303,19 @@ class Run:
     resolvers/raw.py: the statements are compiled once)."""
 
     context: Context
-    connection: raw.Connection
+    sql_dialect: Any  # SQLAlchemy's, of the session (raw.Connection.dialect_of)
     schema: strawberry.Schema
     variables: VariableValues
     data: defaultdict[int, Any] = field(default_factory=lambda: defaultdict(dict))
+    _connection: raw.Connection | None = None
+
+    async def connection(self) -> raw.Connection:
+        """The session's connection, from the first statement on: a plan that reads nothing
+        (the viewer's own fields) takes none from the pool."""
+        if self._connection is None:
+            self._connection = await raw.Connection.of(self.context.session)
+            assert self._connection is not None  # the dialect has a driver path: dialect_of
+        return self._connection
 
     def arguments(self, field_def: GraphQLField, node: FieldNode) -> dict[str, Any]:
         """A field's arguments as its resolver gets them (by Python name, inputs converted)."""
@@ -319,14 +328,14 @@ class Run:
 
     @property
     def dialect(self) -> str:
-        return self.connection.dialect.name  # type: ignore[no-any-return]
+        return self.sql_dialect.name  # type: ignore[no-any-return]
 
     async def rows(
         self, compiled: Compiled, plan: ObjectPlan, ids: list[int] | None = None
     ) -> list[Row]:
         """Rows of `plan`'s columns; `ids` for the statement's IDS parameter."""
         make = plan.make
-        return [make(row) for row in await compiled.fetch(self.connection, ids=ids)]
+        return [make(row) for row in await compiled.fetch(await self.connection(), ids=ids)]
 
     async def load(self, plan: ObjectPlan, rows: list[Row]) -> None:
         for load in plan.loads:

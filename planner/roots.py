@@ -67,13 +67,13 @@ class ConnectionPlan:
                 spec.conditions, spec.order, ctx.default_page_size, ctx.max_page_size,
                 spec.extra_sort, plan.columns, plan.joined(ctx.viewer), shape.count,
             )
-            found = query, Compiled.of(query.statement, run.connection.dialect)
+            found = query, Compiled.of(query.statement, run.sql_dialect)
             if spec.reusable:
                 self.pages[key] = found
                 if len(self.pages) > self.size:
                     self.pages.popitem(last=False)
         query, compiled = found
-        page = query.page(await compiled.fetch(run.connection), run.context.session)
+        page = query.page(await compiled.fetch(await run.connection()), run.context.session)
         width, make = len(plan.columns), plan.make
         page.nodes = [make(row[:width]) for row in page.nodes]
         extras: dict[str, Any] = {}
@@ -187,8 +187,8 @@ class OperationPlan:
     async def execute(
         self, context: Context, schema: strawberry.Schema, variables: VariableValues
     ) -> dict[str, Any]:
-        connection = await raw.Connection.of(context.session)
-        if connection is None:  # a database without a driver path in resolvers/raw.py
+        dialect = raw.Connection.dialect_of(context.session)
+        if dialect is None:  # a database without a driver path in resolvers/raw.py
             raise Fallback
-        run = Run(context, connection, schema, variables)
+        run = Run(context, dialect, schema, variables)
         return {root.key: await root.execute(run) for root in self.roots}

@@ -69,15 +69,21 @@ class Connection:
     driver: Any
     dialect: Any
 
+    @staticmethod
+    def dialect_of(session: AsyncSession) -> Any:
+        """The session's dialect, or None for one without a driver path here."""
+        bind = session.bind
+        return None if bind is None or bind.dialect.name not in _FETCH else bind.dialect
+
     @classmethod
     async def of(cls, session: AsyncSession) -> Connection | None:
         """None for a dialect without a driver path here."""
-        bind = session.bind
-        if bind is None or bind.dialect.name not in _FETCH:
+        dialect = cls.dialect_of(session)
+        if dialect is None:
             return None
         connection = await session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
-        return cls(connection.sync_connection, driver, bind.dialect)
+        return cls(connection.sync_connection, driver, dialect)
 
 
 def _invalidate(sync: Any, error: BaseException) -> None:

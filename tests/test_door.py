@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from server.app import create_app
 from server.settings import Settings
@@ -124,3 +125,30 @@ async def test_what_the_planner_does_not_answer_is_graphql_cores(
     assert plans.stats["planned"] == before
     codes = [e["extensions"]["code"] for e in body.get("errors", [])]
     assert codes == ([code] if code else []), body
+
+
+async def test_a_plan_that_reads_nothing_takes_no_connection(settings, team, factory, db):
+    # given: an app that keeps verified tokens (the second request needs no lookup)
+    application = create_app(settings.model_copy(update={"planner": "on",
+                                                         "token_cache_seconds": 60}))
+    checkouts: list[int] = []
+    event.listen(application.state.engine.sync_engine.pool, "checkout",
+                 lambda *_: checkouts.append(1))
+    client = GraphQLClient(application, await factory.token(team["rep"]))
+    await db.commit()
+    try:
+        await client.data("{ viewer { id } }")  # the token verified: a connection
+
+        # when
+        checkouts.clear()
+        viewer = await client.data("query Me { viewer { username role } }")
+        after_viewer = len(checkouts)
+        deals = await client.data(DEALS)  # positive control: a plan that reads
+
+        # then
+        assert viewer == {"viewer": {"username": "rep", "role": "SALES_REP"}}
+        assert after_viewer == 0
+        assert deals["opportunities"]["totalCount"] == 0 and len(checkouts) == 1
+        assert graphql_schema(application).plans.stats["planned"] == 3  # all three
+    finally:
+        await application.state.engine.dispose()

@@ -23,11 +23,12 @@ from graphql.execution.collect_fields import (
     FragmentDetails,
     collect_subfields,
 )
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues
 from sqlalchemy import and_, select
 
 from planner.plans import (
     BACKREF,
+    ArgumentsKey,
     Code,
     Emit,
     Fallback,
@@ -628,12 +629,12 @@ class Planner:
             "", kind.model, ["id"]).finish()
         node = details[0].node
         pages: OrderedDict[Any, tuple[ManyPageQuery, Compiled, Compiled | None]] = OrderedDict()
+        arguments_key = ArgumentsKey(node)
 
         async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
             get = plan.getter("id")
             ids = sorted({get(row) for row in rows})
-            key = (viewer_key(run.context.viewer), run.dialect,
-                   repr(get_argument_values(field_def, node, run.variables)))
+            key = (viewer_key(run.context.viewer), run.dialect, arguments_key(run.variables))
             found = pages.get(key)
             if found is None:
                 args = run.arguments(field_def, node)

@@ -25,6 +25,10 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLString,
+    ListValueNode,
+    ObjectValueNode,
+    ValueNode,
+    VariableNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy import inspect
@@ -295,6 +299,29 @@ class Statements:
 def viewer_key(viewer: Viewer) -> tuple[Any, ...]:
     """What the statements built for a viewer depend on."""
     return viewer.user.id, viewer.user.role, viewer.team_ids, viewer.sharing
+
+
+def _variables_in(value: ValueNode) -> set[str]:
+    if isinstance(value, VariableNode):
+        return {value.name.value}
+    if isinstance(value, ListValueNode):
+        return set().union(*map(_variables_in, value.values))
+    if isinstance(value, ObjectValueNode):
+        return set().union(*(_variables_in(f.value) for f in value.fields))
+    return set()
+
+
+class ArgumentsKey:
+    """A key for a field's argument values, without coercing them on every request: in a plan
+    they are a function of the field's literals (fixed) and of the variables they name."""
+
+    def __init__(self, node: FieldNode) -> None:
+        self.names = tuple(sorted(set().union(
+            *(_variables_in(argument.value) for argument in node.arguments or ()))))
+
+    def __call__(self, variables: VariableValues) -> tuple[str, ...]:
+        coerced = variables.coerced
+        return tuple(repr(coerced[n]) if n in coerced else "-" for n in self.names)
 
 
 @dataclass

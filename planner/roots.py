@@ -18,10 +18,18 @@ from graphql import (
 from graphql.execution.collect_fields import (
     FieldDetails,
 )
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues
 
 from planner.compile import ConnectionShape, KindPlans, Planner
-from planner.plans import BACKREF, Fallback, ObjectPlan, Run, nullable, viewer_key
+from planner.plans import (
+    BACKREF,
+    ArgumentsKey,
+    Fallback,
+    ObjectPlan,
+    Run,
+    nullable,
+    viewer_key,
+)
 from resolvers import raw, records
 from resolvers.kinds import KINDS
 from resolvers.pagination import PageQuery
@@ -49,13 +57,15 @@ class ConnectionPlan:
     pages: OrderedDict[Any, tuple[PageQuery, Compiled]] = field(default_factory=OrderedDict)
     size: int = 256
 
+    def __post_init__(self) -> None:
+        self.arguments_key = ArgumentsKey(self.node)
+
     async def execute(self, run: Run) -> Any:
         shape = self.shape
         # several node plans (`edges { node }` and `nodes`, say) share one layout, no joins
         plan = (shape.node_plans or [
             ObjectPlan("", KINDS[self.listing.kind].model).finish()])[0]
-        key = (viewer_key(run.context.viewer), run.dialect,
-               repr(get_argument_values(self.field_def, self.node, run.variables)))
+        key = (viewer_key(run.context.viewer), run.dialect, self.arguments_key(run.variables))
         found = self.pages.get(key)
         if found is None:
             args = run.arguments(self.field_def, self.node)

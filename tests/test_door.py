@@ -152,3 +152,28 @@ async def test_a_plan_that_reads_nothing_takes_no_connection(settings, team, fac
         assert graphql_schema(application).plans.stats["planned"] == 3  # all three
     finally:
         await application.state.engine.dispose()
+
+
+async def test_a_cached_page_is_per_value_of_the_variables_its_arguments_name(
+    planned_app, team, factory, db
+):
+    # given: one query text, its arguments naming variables inside a list and an object
+    for name in ("Alpha", "Beta", "Gamma"):
+        await factory.opportunity(team["rep"], name)
+    client = GraphQLClient(planned_app, await factory.token(team["rep"]))
+    await db.commit()
+    query = """query Deals($first: Int, $direction: OrderDirection!, $search: String) {
+      opportunities(first: $first, filter: {search: $search},
+                    orderBy: [{field: NAME, direction: $direction}]) { nodes { name } } }"""
+
+    async def names(**variables: Any) -> list[str]:
+        data = await client.data(query, variables)
+        return [n["name"] for n in data["opportunities"]["nodes"]]
+
+    # when / then: every change of a variable's value is a different page
+    assert await names(first=2, direction="ASC") == ["Alpha", "Beta"]
+    assert await names(first=2, direction="DESC") == ["Gamma", "Beta"]
+    assert await names(first=3, direction="DESC") == ["Gamma", "Beta", "Alpha"]
+    assert await names(first=3, direction="DESC", search="alp") == ["Alpha"]
+    assert await names(direction="ASC", search=None) == ["Alpha", "Beta", "Gamma"]
+    assert graphql_schema(planned_app).plans.stats["planned"] == 5

@@ -495,16 +495,18 @@ class Planner:
         return value
 
     def batched(self, plan: ObjectPlan, source: Batched) -> Callable[[Code], str]:
-        """A value per row from the source's own statement for all the rows (through the
-        session: it is the resolvers' own function)."""
+        """A value per row from the source's own statement for all the rows (compiled once
+        per kind of viewer, the ids as its parameter)."""
         plan.need("id")
         load = plan.batches.get(source)
         if load is None:
+            statement = Statements(source.statement)
+
             async def fetch(rows: list[Row], run: Run) -> tuple[Any, list[Row]]:
                 get = plan.getter("id")
                 ids = sorted({get(row) for row in rows})
-                ctx = run.context
-                return await source.function(ctx.session, ctx.viewer, ids), []
+                found = await statement(run).fetch(await run.connection(), ids=ids)
+                return source.collect(found), []
 
             load = plan.batches[source] = Load(next(_ids), ObjectPlan("", None), fetch)
             plan.loads.append(load)

@@ -25,8 +25,8 @@ Parent = strawberry.Parent[models.Campaign]
 
 
 # A campaign's figures over the deals the viewer may see.
-FIGURES = Batched(rules.campaign_stats, rules.CampaignStats)
-DEALS = Batched(rules.deal_counts, int)
+FIGURES = Batched(rules.campaign_stats, rules.stats_of, rules.CampaignStats)
+DEALS = Batched(rules.deal_counts, rules.counts_of, int)
 
 
 @strawberry.type(description="A marketing campaign; its figures count only deals you may see.")

@@ -72,17 +72,19 @@ class Reduced:
 
 @dataclass(frozen=True, eq=False)
 class Batched:
-    """A value per row from one statement for all the rows (a campaign's figures), through
-    the session: `load(session, viewer, ids)` gives {id: value}; `default` for the others."""
+    """A value per row from one statement for all the rows (a campaign's figures):
+    `statement(viewer, ids)` selects them (`ids` a list, or the planner's one parameter for
+    them: resolvers/raw.IDS), `collect(rows)` gives {id: value}; `default` for the others."""
 
-    function: Callable[[Any, Viewer, list[int]], Awaitable[dict[int, Any]]]
+    statement: Callable[[Viewer, Any], Any]
+    collect: Callable[[Sequence[Any]], dict[int, Any]]
     default: Callable[[], Any]
 
     async def load(self, row: Any, info: Info) -> Any:
         ctx = info.context
 
         async def many(ids: list[int]) -> list[Any]:
-            found = await self.function(ctx.session, ctx.viewer, ids)
+            found = self.collect(list(await ctx.session.execute(self.statement(ctx.viewer, ids))))
             return [found.get(i) or self.default() for i in ids]
 
         return await ctx.loaders.batch(self, many).load(row.id)

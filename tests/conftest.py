@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -368,3 +369,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# --- an app that keeps verified tokens -----------------------------------------------------
+
+
+async def cached_app(settings: Settings, seconds: float = 10, **updates: Any) -> Any:
+    """An app with the token cache, in use (on PostgreSQL once its broker listens, which its
+    lifespan starts in a server)."""
+    application = create_app(
+        settings.model_copy(update={"token_cache_seconds": seconds, **updates}))
+    application.state.broker.start()
+    deadline = time.monotonic() + 10
+    while not application.state.tokens.active:
+        assert time.monotonic() < deadline, "the broker does not listen"
+        await asyncio.sleep(0.02)
+    return application
+
+
+async def stop_app(application: Any) -> None:
+    await application.state.broker.close()
+    await application.state.engine.dispose()

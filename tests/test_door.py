@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import GraphQLClient, graphql_schema
+from tests.conftest import GraphQLClient, cached_app, graphql_schema, stop_app
 
 DEALS = "query Deals { opportunities(first: 5) { totalCount nodes { name } } }"
 INTROSPECTION = "query Intro { __schema { queryType { name } } }"
@@ -129,8 +129,7 @@ async def test_what_the_planner_does_not_answer_is_graphql_cores(
 
 async def test_a_plan_that_reads_nothing_takes_no_connection(settings, team, factory, db):
     # given: an app that keeps verified tokens (the second request needs no lookup)
-    application = create_app(settings.model_copy(update={"planner": "on",
-                                                         "token_cache_seconds": 60}))
+    application = await cached_app(settings, 60, planner="on")
     checkouts: list[int] = []
     event.listen(application.state.engine.sync_engine.pool, "checkout",
                  lambda *_: checkouts.append(1))
@@ -151,7 +150,7 @@ async def test_a_plan_that_reads_nothing_takes_no_connection(settings, team, fac
         assert deals["opportunities"]["totalCount"] == 0 and len(checkouts) == 1
         assert graphql_schema(application).plans.stats["planned"] == 3  # all three
     finally:
-        await application.state.engine.dispose()
+        await stop_app(application)
 
 
 async def test_a_cached_page_is_per_value_of_the_variables_its_arguments_name(

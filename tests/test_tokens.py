@@ -17,9 +17,8 @@ from sqlalchemy import event, select, text, update
 import models
 from resolvers.permissions import Viewer
 from resolvers.tokens import TokenCache
-from server.app import create_app
 from server.settings import Settings
-from tests.conftest import GraphQLClient, Statements
+from tests.conftest import GraphQLClient, Statements, cached_app, stop_app
 
 VIEWER = "{ viewer { username } }"
 
@@ -47,28 +46,11 @@ def revoke(token: str) -> Any:
     )
 
 
-async def started(settings: Settings, seconds: float = 10) -> Any:
-    """An app with the token cache, in use (on PostgreSQL once its broker listens, which its
-    lifespan starts in a server)."""
-    application = create_app(settings.model_copy(update={"token_cache_seconds": seconds}))
-    application.state.broker.start()
-    deadline = time.monotonic() + 10
-    while not application.state.tokens.active:
-        assert time.monotonic() < deadline, "the broker does not listen"
-        await asyncio.sleep(0.02)
-    return application
-
-
-async def stop(application: Any) -> None:
-    await application.state.broker.close()
-    await application.state.engine.dispose()
-
-
 @pytest.fixture
 async def cached(settings: Settings) -> AsyncIterator[Any]:
-    application = await started(settings)
+    application = await cached_app(settings)
     yield application
-    await stop(application)
+    await stop_app(application)
 
 
 @pytest.fixture
@@ -265,10 +247,10 @@ SQLITE_LIFETIME = 1.0
 @pytest.fixture
 async def workers(settings: Settings, is_postgres: bool) -> AsyncIterator[list[Any]]:
     seconds = 10 if is_postgres else SQLITE_LIFETIME
-    found = [await started(settings, seconds) for _ in range(2)]
+    found = [await cached_app(settings, seconds) for _ in range(2)]
     yield found
     for application in found:
-        await stop(application)
+        await stop_app(application)
 
 
 async def refused_within(client: GraphQLClient, seconds: float) -> float:

@@ -580,13 +580,18 @@ class Planner:
         load = self.children(nodes, relation, target.finish())
         serialize = leaf(field_def.type)
         get_match = operator.attrgetter(decl.match)
+        by_pair = next(_ids)  # the run's links by (node id, match), made at the first edge
 
         def value(row: Row, cursor: str | None, run: Run, extras: dict[str, Any]) -> Any:
             if "parent" not in extras:
                 raise Fallback  # a root connection's edges have no parent to link to
-            found = run.data[load.key].get(row[nodes.column("id")], ())
-            link = next((ln for ln in found if get_match(ln) == extras["parent"]), None)
-            return serialize(decl.function(link))
+            links = run.data.get(by_pair)
+            if links is None:
+                links = run.data[by_pair] = {}
+                for node_id, found in run.data[load.key].items():
+                    for link in found:  # the first link of a pair, as graphql-core takes it
+                        links.setdefault((node_id, get_match(link)), link)
+            return serialize(decl.function(links.get((row[nodes.column("id")], extras["parent"]))))
 
         return value
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry.dataloader import DataLoader
+from strawberry.dataloader import DataLoader as StrawberryLoader
 
 from models import (
     ActivityLink,
@@ -74,6 +75,19 @@ FIELD_HISTORY = Children(
     FieldChange, FieldChange.opportunity_id, (), (FieldChange.changed_at.desc(),
                                                   FieldChange.id.desc()),
 )
+
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+class DataLoader(StrawberryLoader[K, T]):
+    """Strawberry's DataLoader, whose keys' shared futures each awaiter gets shielded: when
+    graphql-core cancels the resolvers beside a failed non-null field, a cancelled awaiter no
+    longer cancels the future that another field, still running, awaits too."""
+
+    def load(self, key: K) -> Awaitable[T]:
+        return asyncio.shield(super().load(key))
 
 
 class _ByKind(dict[str, DataLoader[int, Any]]):

@@ -238,6 +238,19 @@ class Loaders:
             loader = self._batches[key] = DataLoader(load)
         return loader
 
+    def selected(
+        self, key: Hashable, statement: Callable[[Viewer, list[int]], Any],
+        collect: Callable[[Sequence[Any]], dict[int, Any]],
+    ) -> DataLoader[int, Any]:
+        """Values by id from one statement for all the ids of a batch: `statement(viewer,
+        ids)` selects them, `collect(rows)` gives {id: value} (None for an id not there)."""
+
+        async def load(ids: list[int]) -> list[Any]:
+            found = collect(list(await self.session.execute(statement(self.viewer, ids))))
+            return [found.get(i) for i in ids]
+
+        return self.batch(key, load)
+
     def fresh(self) -> Loaders:
         """New, empty caches (after a write, so the payload shows what was written)."""
         return Loaders(self.session, self.viewer, self.default_size, self.max_size)

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, TypeDecorator, and_, func, or_, outerjoin,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import RequestError
+from resolvers.raw import ParentIds
 
 T = TypeVar("T")
 
@@ -294,14 +295,14 @@ def many_page_query(
     max_size: int,
     columns: Sequence[Any] | None = None,
     joins: Sequence[tuple[Any, Any]] = (),
-    lateral: Any = None,
+    parents: ParentIds | None = None,
 ) -> ManyPageQuery:
     """The same page of a relation for many parents at once (one windowed statement):
     `entity` rows, or rows of `columns` with `joins` outer-joined (the planner's).
-    `parent_ids`: a list, or an expression giving them (resolvers/raw.IDS). `lateral`, with
-    `columns` (PostgreSQL): the parents' ids as a table (column `id`, resolvers/raw.IDS_TABLE),
-    each parent's page read by a LATERAL subquery with its LIMIT (an index on the parent and
-    the ordering reads only the page, where the window ranks every row of every parent).
+    `parent_ids`: a list, or an expression giving them (resolvers/raw.IDS). `parents`, with
+    `columns`: the parents' ids as a table (resolvers/raw.IDS_TABLE), each parent's page read
+    with its LIMIT by a LATERAL subquery or a correlated IN (an index on the parent and the
+    ordering reads only the page, where the window ranks every row of every parent).
 
     `parent_column` is a column of `entity`, or of a link table that `where` joins to it
     (documents through document_links); an entity linked to several parents of the batch
@@ -315,20 +316,36 @@ def many_page_query(
         conditions.append(_keyset(keys, decode_cursor(args.before, signature, keys), False))
     order = [(k.expr.desc() if k.descending != backwards else k.expr.asc()) for k in keys]
     nodes = list(columns) if columns is not None else [entity]
-    if lateral is not None and columns is not None:
+    if parents is not None and columns is not None and not parents.lateral:
+        table = parents.table
+        page_ids = (
+            select(entity.id).where(parent_column == table.c.value, *conditions[1:])
+            .order_by(*order).limit(size + 1).correlate(table)
+        )
+        source = table.join(entity, entity.id.in_(page_ids))
+        for target, on in joins:
+            source = outerjoin(source, target, on)
+        statement = (
+            select(*nodes, *[k.expr.label(f"k{i}") for i, k in enumerate(keys)], table.c.value)
+            .select_from(source)
+            .order_by(table.c.value, *order)
+        )
+        return ManyPageQuery(statement, size, backwards, len(nodes), len(keys), signature, args)
+    if parents is not None and columns is not None:
+        lateral = parents.table
         page = (
             outer_joined(select(*nodes, *[k.expr.label(f"k{i}") for i, k in enumerate(keys)]),
                          entity, joins)
-            .where(parent_column == lateral.c.id, *conditions[1:])
+            .where(parent_column == lateral.c.value, *conditions[1:])
             .order_by(*order)
             .limit(size + 1)
             .lateral("page")
         )
         ranked = [page.c[f"k{i}"] for i in range(len(keys))]
         statement = (
-            select(*[page.c[c.name] for c in nodes], *ranked, lateral.c.id)
+            select(*[page.c[c.name] for c in nodes], *ranked, lateral.c.value)
             .select_from(lateral.join(page, true()))
-            .order_by(lateral.c.id, *[
+            .order_by(lateral.c.value, *[
                 (c.desc() if k.descending != backwards else c.asc())
                 for c, k in zip(ranked, keys, strict=True)
             ])

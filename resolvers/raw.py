@@ -30,10 +30,25 @@ IDS: dict[str, Any] = {
         func.json_each(bindparam("ids", "[]", type_=String)).table_valued("value").c.value
     ).scalar_subquery(),
 }
-# The same as a table (column `id`), where the dialect has one to join LATERAL subqueries to.
-IDS_TABLE: dict[str, Any] = {
-    "postgresql": func.unnest(bindparam("ids", [], type_=ARRAY(Integer)))
-    .table_valued("id").render_derived(name="parents"),
+
+
+@dataclass(frozen=True)
+class ParentIds:
+    """The same as a table `parents` (column `value`) that each parent's page is read against:
+    by a LATERAL subquery with its LIMIT (PostgreSQL), or, without LATERAL (SQLite), by a
+    correlated `id IN (... LIMIT)` per parent."""
+
+    table: Any
+    lateral: bool
+
+
+IDS_TABLE: dict[str, ParentIds] = {
+    "postgresql": ParentIds(
+        func.unnest(bindparam("ids", [], type_=ARRAY(Integer)))
+        .table_valued("value").render_derived(name="parents"), lateral=True),
+    "sqlite": ParentIds(
+        func.json_each(bindparam("ids", "[]", type_=String))
+        .table_valued("value").alias("parents"), lateral=False),
 }
 _IDS_VALUE: dict[str, Callable[[Sequence[int]], Any]] = {
     "postgresql": list,

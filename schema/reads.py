@@ -81,13 +81,8 @@ class Batched:
     default: Callable[[], Any]
 
     async def load(self, row: Any, info: Info) -> Any:
-        ctx = info.context
-
-        async def many(ids: list[int]) -> list[Any]:
-            found = self.collect(list(await ctx.session.execute(self.statement(ctx.viewer, ids))))
-            return [found.get(i) or self.default() for i in ids]
-
-        return await ctx.loaders.batch(self, many).load(row.id)
+        loader = info.context.loaders.selected(self, self.statement, self.collect)
+        return await loader.load(row.id) or self.default()
 
 
 @dataclass(frozen=True, eq=False)

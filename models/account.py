@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Money
+from models.base import Base, Money, live_index
 from models.mixins import Record
 
 
@@ -17,6 +17,7 @@ class Account(Record, Base):
     __table_args__ = (
         CheckConstraint("annual_revenue >= 0", name="annual_revenue_non_negative"),
         CheckConstraint("employees >= 0", name="employees_non_negative"),
+        live_index("ix_accounts_live_name", "name", "id"),  # migration 0016
     )
 
     name: Mapped[str] = mapped_column(String(255), index=True)

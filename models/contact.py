@@ -7,12 +7,13 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, live_index
 from models.mixins import Record
 
 
 class Contact(Record, Base):
     __tablename__ = "contacts"
+    __table_args__ = (live_index("ix_contacts_live_name", "last_name", "id"),)  # migration 0016
 
     first_name: Mapped[str | None] = mapped_column(String(128))
     last_name: Mapped[str] = mapped_column(String(128), index=True)

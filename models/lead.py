@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime
+from models.base import Base, UTCDateTime, live_index
 from models.mixins import Record
 
 
 class Lead(Record, Base):
     __tablename__ = "leads"
+    __table_args__ = (live_index("ix_leads_live_name", "last_name", "id"),)  # migration 0016
 
     first_name: Mapped[str | None] = mapped_column(String(128))
     last_name: Mapped[str] = mapped_column(String(128), index=True)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, Money, Percent, UTCDateTime, utcnow
+from models.base import Base, Money, Percent, UTCDateTime, live_index, utcnow
 from models.mixins import Record
 
 AMOUNT_SOURCES = ("MANUAL", "QUOTE")
@@ -39,9 +39,8 @@ class Opportunity(Record, Base):
         ),
         Index("ix_opportunities_owner_close_date", "assigned_to_id", "expected_close_date"),
         # A campaign's deals: its pages, its counts and (PostgreSQL) its figures (0015).
-        Index(
+        live_index(
             "ix_opportunities_live_campaign", "campaign_id", "expected_close_date", "id",
-            postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
             postgresql_include=["assigned_to_id", "sales_stage", "currency", "amount"],
         ),
         # The recycle bin's page: deleted deals, newest deletion first (migration 0014).

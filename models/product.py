@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Boolean, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Money, Percent, Timestamps, UTCDateTime
+from models.base import Base, Money, Percent, Timestamps, UTCDateTime, live_index
 
 
 class Product(Timestamps, Base):
@@ -16,6 +16,7 @@ class Product(Timestamps, Base):
     __table_args__ = (
         CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
         CheckConstraint("tax_percent >= 0 AND tax_percent <= 100", name="tax_percent_range"),
+        live_index("ix_products_live_name", "name", "id"),  # migration 0016
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

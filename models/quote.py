@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Numeric, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Money, Percent, Timestamps, UTCDateTime
+from models.base import Base, Money, Percent, Timestamps, UTCDateTime, live_index
 
 
 class Quote(Timestamps, Base):
@@ -21,6 +21,7 @@ class Quote(Timestamps, Base):
             sqlite_where=text("is_synced"),
             postgresql_where=text("is_synced"),
         ),
+        live_index("ix_quotes_live_created_at", "created_at", "id", "opportunity_id"),  # 0016
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,10 +33,7 @@ class Opportunity(Record, Base):
         CheckConstraint("amount_source IN ('MANUAL', 'QUOTE')", name="amount_source_known"),
         CheckConstraint("version >= 1", name="version_positive"),
         # The pipeline page and its count: deals not in the recycle bin, by close date.
-        Index(
-            "ix_opportunities_live_close_date", "expected_close_date", "id",
-            postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
-        ),
+        live_index("ix_opportunities_live_close_date", "expected_close_date", "id"),
         Index("ix_opportunities_owner_close_date", "assigned_to_id", "expected_close_date"),
         # A campaign's deals: its pages, its counts and (PostgreSQL) its figures (0015).
         live_index(

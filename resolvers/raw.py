@@ -22,13 +22,11 @@ from resolvers.dberrors import DatabaseUnavailable, classify
 # The ids of a batch (a relation's parents, say) as one parameter whatever their number, so
 # that the statement's text, compiled once, serves every request: an array on PostgreSQL, a
 # JSON array (json_each) on SQLite. Pass the ids as `ids=[...]` to Compiled.fetch.
+_UNNEST = func.unnest(bindparam("ids", [], type_=ARRAY(Integer)))
+_JSON_EACH = func.json_each(bindparam("ids", "[]", type_=String)).table_valued("value")
 IDS: dict[str, Any] = {
-    "postgresql": select(
-        func.unnest(bindparam("ids", [], type_=ARRAY(Integer)))
-    ).scalar_subquery(),
-    "sqlite": select(
-        func.json_each(bindparam("ids", "[]", type_=String)).table_valued("value").c.value
-    ).scalar_subquery(),
+    "postgresql": select(_UNNEST).scalar_subquery(),
+    "sqlite": select(_JSON_EACH.c.value).scalar_subquery(),
 }
 
 
@@ -44,11 +42,8 @@ class ParentIds:
 
 IDS_TABLE: dict[str, ParentIds] = {
     "postgresql": ParentIds(
-        func.unnest(bindparam("ids", [], type_=ARRAY(Integer)))
-        .table_valued("value").render_derived(name="parents"), lateral=True),
-    "sqlite": ParentIds(
-        func.json_each(bindparam("ids", "[]", type_=String))
-        .table_valued("value").alias("parents"), lateral=False),
+        _UNNEST.table_valued("value").render_derived(name="parents"), lateral=True),
+    "sqlite": ParentIds(_JSON_EACH.alias("parents"), lateral=False),
 }
 _IDS_VALUE: dict[str, Callable[[Sequence[int]], Any]] = {
     "postgresql": list,
